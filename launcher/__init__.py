@@ -1,0 +1,1 @@
+"""Runs the whole Octopus platform natively: broker, database, Node-RED, portal, simulators."""

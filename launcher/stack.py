@@ -1,0 +1,146 @@
+"""The whole native platform: what runs, in which order, with which environment."""
+import os
+import shutil
+import signal
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import mosquitto, postgres
+from .processes import Supervisor
+from .settings import flag
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reachable_host(bind):
+    """Where a local client connects to a service bound to `bind`."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "", "*") else bind
+
+
+def port_open(host, port):
+    with socket.create_connection((host, int(port)), timeout=1):
+        return True
+
+
+def http_status(url):
+    """The HTTP status code of a GET, 4xx and 5xx included."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+class Stack:
+    """Mosquitto, PostgreSQL (local, unless an external server is configured), Node-RED,
+    the portal and the demo simulators, with state under `state_dir`."""
+
+    def __init__(self, config, state_dir=ROOT / "var", echo=None):
+        self.config = dict(config)
+        self.state_dir = Path(state_dir)
+        self.supervisor = Supervisor(self.state_dir / "log", echo=echo)
+        self.host = reachable_host(self.config["OCTOPUS_BIND"])
+        self.pg = None
+        if flag(self.config.get("OCTOPUS_PG_LOCAL", "true")):
+            self.pg = postgres.LocalCluster(
+                self.state_dir / "postgres", self.config["PGPORT"], self.config["PGHOST"],
+                self.config["PG_SUPERUSER_PASSWORD"])
+
+    # -- environment -------------------------------------------------------------------------
+    def env(self, **extra):
+        env = dict(os.environ)
+        env.update(self.config)
+        python_path = [str(ROOT / "webapp"), str(ROOT / "simulators"), str(ROOT)]
+        env["PYTHONPATH"] = os.pathsep.join(python_path + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
+
+    def urls(self):
+        host = self.host
+        return {
+            "portal": f"http://{host}:{self.config['PORTAL_PORT']}/",
+            "node-red editor": f"http://{host}:{self.config['NODERED_PORT']}/",
+            "mqtt": f"mqtt://{host}:{self.config['MQTT_PORT']}",
+            "mqtt over websocket": f"ws://{host}:{self.config['MQTT_WS_PORT']}",
+            "postgresql": f"postgresql://{self.config['PGUSER']}@{self.config['PGHOST']}:"
+                          f"{self.config['PGPORT']}/{self.config['PGDATABASE']}",
+        }
+
+    # -- the services, in start order --------------------------------------------------------
+    def start_postgres(self):
+        sup = self.supervisor
+        if self.pg is None:
+            return
+        self.pg.prepare(sup.run)
+        sup.start("postgres", self.pg.server_command(), env=self.env(),
+                  stop_signal=signal.SIGINT,  # "fast" shutdown: rolls back, then checkpoints
+                  **postgres.run_as())
+        sup.wait_ready("postgres", lambda: postgres.psycopg.connect(
+            self.pg.superuser_conninfo()).close() or True)
+        postgres.ensure_role_and_database(self.pg.superuser_conninfo(), self.config["PGUSER"],
+                                          self.config["PGPASSWORD"], self.config["PGDATABASE"])
+
+    def migrate(self):
+        from octopus_portal.migrate import migrate_with_retry  # webapp/ is on PYTHONPATH
+        migrate_with_retry(postgres.psycopg.conninfo.make_conninfo(
+            host=self.config["PGHOST"], port=self.config["PGPORT"],
+            dbname=self.config["PGDATABASE"], user=self.config["PGUSER"],
+            password=self.config["PGPASSWORD"]), log=lambda m: None)
+
+    def start_mosquitto(self):
+        conf = mosquitto.prepare(self.state_dir / "mosquitto", self.config)
+        self.supervisor.start("mosquitto", mosquitto.command(conf), env=self.env())
+        self.supervisor.wait_ready(
+            "mosquitto", lambda: port_open(self.host, self.config["MQTT_PORT"]))
+
+    def start_nodered(self):
+        user_dir = self.state_dir / "nodered"
+        user_dir.mkdir(parents=True, exist_ok=True)
+        node = shutil.which("node") or "node"
+        self.supervisor.start(
+            "nodered",
+            [node, str(ROOT / "nodered/node_modules/node-red/red.js"),
+             "--settings", str(ROOT / "nodered/settings.js"), "--userDir", str(user_dir)],
+            env=self.env(), cwd=ROOT / "nodered")
+        url = f"http://{self.host}:{self.config['NODERED_PORT']}/settings"
+        self.supervisor.wait_ready("nodered", lambda: http_status(url) in (200, 401), 90)
+
+    def start_portal(self):
+        bind = f"{self.config['OCTOPUS_BIND']}:{self.config['PORTAL_PORT']}"
+        # One worker: Flask-SocketIO keeps each client's session in that process; threads
+        # serve the concurrent requests and WebSockets (simple-websocket).
+        self.supervisor.start(
+            "portal",
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "100",
+             "--bind", bind, "--access-logfile", "-", "octopus_portal:create_app()"],
+            env=self.env(), cwd=ROOT / "webapp")
+        url = f"http://{self.host}:{self.config['PORTAL_PORT']}/login"
+        self.supervisor.wait_ready("portal", lambda: http_status(url) == 200, 60)
+
+    def start_simulators(self):
+        if int(self.config.get("SIM_DEVICES") or 0) <= 0:
+            return
+        self.supervisor.start("simulators",
+                              [sys.executable, "-m", "octopus_simulators.sensors"],
+                              env=self.env(), stop_signal=signal.SIGINT)
+
+    def start(self, simulators=True):
+        """Start everything in dependency order; on any failure stop what was started."""
+        try:
+            self.start_postgres()
+            self.migrate()
+            self.start_mosquitto()
+            self.start_nodered()
+            self.start_portal()
+            if simulators:
+                self.start_simulators()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        self.supervisor.stop_all()
