@@ -1,0 +1,255 @@
+'use strict';
+/**
+ * The ingest pipeline without Node-RED: classify each message, batch, write batches one at a
+ * time and in order, retry a failed write with backoff, keep counters.
+ *
+ * Every message is handed in with a `done` callback that is called only once the batch
+ * holding it is committed (or with an error if it is dropped). The Node-RED wrapper passes
+ * Node-RED's own `done`; acknowledging MQTT after the commit can hang off the same callback.
+ */
+
+const { classifyMessage } = require('./classify');
+const { createArrivalClock } = require('./arrival-clock');
+const { isDataError } = require('./store');
+
+const DEFAULTS = {
+    batchSize: 500,
+    lingerMs: 50,
+    maxBuffered: 100000,
+    maxPayloadBytes: 65536,
+    retryInitialMs: 500,
+    retryMaxMs: 30000,
+};
+
+class IngestCore {
+    /**
+     * @param {object} opts
+     * @param {(items: object[]) => Promise<number>} opts.write  stores a batch, resolves to
+     *        the measurements inserted (store.writeItems bound to a pool)
+     * @param {(items: object[], inserted: number) => void} [opts.onCommitted]
+     * @param {(event: object) => void} [opts.onEvent]  write-failed, buffer-full, buffer-ok,
+     *        data-error, dropped-unwritable
+     */
+    constructor(opts) {
+        this.opts = { ...DEFAULTS, ...opts };
+        this.write = opts.write;
+        this.onCommitted = opts.onCommitted || (() => {});
+        this.onEvent = opts.onEvent || (() => {});
+        this.nextArrivalUs = createArrivalClock(opts.nowMs || Date.now);
+
+        this.current = []; // entries {item, done} of the batch being filled
+        this.queue = []; // sealed batches (arrays of entries), oldest first
+        this.buffered = 0; // entries in current + queue, bounded by maxBuffered
+        this.writing = false;
+        this.lingerTimer = null;
+        this.lingerDue = false;
+        this.retryTimer = null;
+        this.retryDelayMs = this.opts.retryInitialMs;
+        this.bufferFull = false;
+        this.closing = false;
+        this.drainWaiters = [];
+        this.counters = {
+            received: 0, stored: 0, rejected: 0, batches: 0, errors: 0, ignored: 0, dropped: 0,
+        };
+        this.since = new Date(opts.nowMs ? opts.nowMs() : Date.now()).toISOString();
+    }
+
+    /** Take one MQTT message (payload a Buffer); `done(err?)` is called after its commit. */
+    receive(topic, payload, done = () => {}) {
+        this.counters.received += 1;
+        const item = classifyMessage(topic, payload, this.nextArrivalUs(), this.opts.maxPayloadBytes);
+        if (item.kind === 'ignored') {
+            this.counters.ignored += 1;
+            done();
+            return item;
+        }
+        if (this.closing || this.buffered >= this.opts.maxBuffered) {
+            this.drop(done);
+            return item;
+        }
+        this.current.push({ item, done });
+        this.buffered += 1;
+        if (this.current.length >= this.opts.batchSize) {
+            this.seal();
+        } else if (this.current.length === 1) {
+            this.lingerTimer = setTimeout(() => this.lingerExpired(), this.opts.lingerMs);
+        }
+        this.pump();
+        return item;
+    }
+
+    /** Counters since start, as published on octopus/stats/ingest. */
+    stats() {
+        return { ...this.counters, buffered: this.buffered, since: this.since };
+    }
+
+    /**
+     * Stop taking messages, write what is buffered (waiting at most timeoutMs), stop timers.
+     * Resolves to the number of messages that could not be written.
+     */
+    async close(timeoutMs = 10000) {
+        this.closing = true;
+        if (this.current.length > 0) this.seal();
+        if (this.retryTimer) this.retryNow();
+        this.pump();
+        if (this.buffered > 0) {
+            await new Promise((resolve) => {
+                const timer = setTimeout(resolve, timeoutMs);
+                this.drainWaiters.push(() => {
+                    clearTimeout(timer);
+                    resolve();
+                });
+            });
+        }
+        clearTimeout(this.lingerTimer);
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        return this.buffered;
+    }
+
+    // --- batching ----------------------------------------------------------------------
+
+    seal() {
+        clearTimeout(this.lingerTimer);
+        this.lingerTimer = null;
+        this.lingerDue = false;
+        this.queue.push(this.current);
+        this.current = [];
+    }
+
+    lingerExpired() {
+        this.lingerTimer = null;
+        // While a write is in flight the batch keeps filling (up to batchSize): under load
+        // that makes batches larger instead of queueing many small ones.
+        this.lingerDue = true;
+        this.pump();
+    }
+
+    // --- writing -----------------------------------------------------------------------
+
+    pump() {
+        if (this.writing || this.retryTimer) return;
+        if (this.queue.length === 0 && this.lingerDue && this.current.length > 0) this.seal();
+        if (this.queue.length === 0) return;
+        this.writing = true;
+        const batch = this.queue[0];
+        this.writeBatch(batch).then(
+            () => {
+                this.queue.shift();
+                this.writing = false;
+                this.retryDelayMs = this.opts.retryInitialMs;
+                this.afterRelease();
+                this.pump();
+            },
+            (error) => {
+                this.writing = false;
+                this.counters.errors += 1;
+                const retryInMs = this.retryDelayMs;
+                this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.opts.retryMaxMs);
+                this.onEvent({ type: 'write-failed', error, retryInMs, buffered: this.buffered });
+                if (this.closing) {
+                    // one last attempt was made: do not keep Node-RED waiting on a dead database
+                    this.drainWaiters.splice(0).forEach((fn) => fn());
+                } else {
+                    this.retryTimer = setTimeout(() => this.retryNow(), retryInMs);
+                }
+            },
+        );
+    }
+
+    retryNow() {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.pump();
+    }
+
+    /** Write one batch; a batch the database refuses for its data is written item by item. */
+    async writeBatch(batch) {
+        try {
+            const inserted = await this.write(batch.map((e) => e.item));
+            this.commit(batch.splice(0), inserted);
+        } catch (error) {
+            if (!isDataError(error)) throw error;
+            this.onEvent({ type: 'data-error', error, size: batch.length });
+            await this.writeOneByOne(batch);
+        }
+    }
+
+    // Isolates the item(s) the database cannot take so that one bad message never blocks the
+    // ingest. Written entries leave `batch` at once, so a retry after a connection error
+    // neither rewrites nor loses them.
+    async writeOneByOne(batch) {
+        while (batch.length > 0) {
+            const entry = batch[0];
+            let inserted;
+            try {
+                inserted = await this.write([entry.item]);
+            } catch (error) {
+                if (!isDataError(error)) throw error;
+                if (entry.item.kind === 'reject') {
+                    this.onEvent({ type: 'dropped-unwritable', error, item: entry.item });
+                    batch.shift();
+                    this.counters.dropped += 1;
+                    this.buffered -= 1;
+                    entry.done(error);
+                    continue;
+                }
+                entry.item = refusedByDatabase(entry.item, error);
+                continue;
+            }
+            this.commit(batch.splice(0, 1), inserted);
+        }
+    }
+
+    commit(entries, inserted) {
+        const items = entries.map((e) => e.item);
+        this.counters.batches += 1;
+        this.counters.stored += inserted;
+        for (const item of items) if (item.kind === 'reject') this.counters.rejected += 1;
+        this.buffered -= entries.length;
+        // What happens after the commit must never make a committed batch look unwritten.
+        try {
+            for (const e of entries) e.done();
+            this.onCommitted(items, inserted);
+        } catch (error) {
+            this.onEvent({ type: 'after-commit-failed', error });
+        }
+    }
+
+    // --- bounds ------------------------------------------------------------------------
+
+    drop(done) {
+        this.counters.dropped += 1;
+        if (!this.bufferFull && !this.closing) {
+            this.bufferFull = true;
+            this.onEvent({ type: 'buffer-full', buffered: this.buffered });
+        }
+        done(new Error(this.closing
+            ? 'ingest is stopping: message not taken'
+            : `ingest buffer full (${this.opts.maxBuffered} messages waiting for the database): message dropped`));
+    }
+
+    afterRelease() {
+        if (this.bufferFull && this.buffered < this.opts.maxBuffered * 0.9) {
+            this.bufferFull = false;
+            this.onEvent({ type: 'buffer-ok', dropped: this.counters.dropped });
+        }
+        if (this.buffered === 0) this.drainWaiters.splice(0).forEach((fn) => fn());
+    }
+}
+
+/** A reading or status the database refused becomes a reject that says why. */
+function refusedByDatabase(item, error) {
+    const { kind, ...fields } = item;
+    const payload = Buffer.from(JSON.stringify(fields));
+    const topic = [item.site, item.room, item.device, kind === 'status' ? 'status' : item.attribute].join('/');
+    return {
+        kind: 'reject',
+        topic: topic.replace(/\u0000/g, '\uFFFD'),
+        reason: `database refused it: ${error.message}`.replace(/\u0000/g, ''),
+        payload: payload.subarray(0, 4096),
+        size: payload.length,
+    };
+}
+
+module.exports = { IngestCore, DEFAULTS };

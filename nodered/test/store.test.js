@@ -1,0 +1,108 @@
+'use strict';
+// The store against a real PostgreSQL: set OCTOPUS_TEST_PG to a libpq connection URL
+// (postgresql://user:password@host:port/db) of a server that is already running; this test
+// starts nothing. It works in a schema of its own, made from
+// postgres/migrations/001_initial.sql and dropped afterwards.
+const { describe, it, before, after, test } = require('node:test');
+const crypto = require('crypto');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const { Client } = require('pg');
+const { writeItems, isDataError } = require('../nodes/node-red-contrib-octopus/lib/store');
+const { IngestCore } = require('../nodes/node-red-contrib-octopus/lib/ingest-core');
+
+const URL = process.env.OCTOPUS_TEST_PG;
+const MIGRATION = path.join(__dirname, '..', '..', 'postgres', 'migrations', '001_initial.sql');
+
+if (!URL) {
+    test('store against a real PostgreSQL', {
+        skip: 'OCTOPUS_TEST_PG is not set (a libpq URL of a running PostgreSQL): not tested against a real database',
+    }, () => {});
+} else describe('store against a real PostgreSQL', () => {
+    const schema = `octopus_test_${process.pid}_${Date.now()}`;
+    let client;
+
+    before(async () => {
+        client = new Client({ connectionString: URL });
+        await client.connect();
+        await client.query(`CREATE SCHEMA ${schema}`);
+        await client.query(`SET search_path TO ${schema}`);
+        await client.query(fs.readFileSync(MIGRATION, 'utf8'));
+    });
+    after(async () => {
+        if (!client) return;
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+    });
+
+    const TS = '2026-11-22T12:00:00.123456Z';
+    const items = [
+        { kind: 'reading', site: 'oficina', room: 'servidores', device: 'servidor1', attribute: 'temperatura', ts: TS, value: 23.5, unit: '°C' },
+        { kind: 'reading', site: 'oficina', room: 'servidores', device: 'servidor1', attribute: 'puerta', ts: TS, value: 'open', unit: null },
+        { kind: 'reading', site: 'oficina', room: 'servidores', device: 'servidor1', attribute: 'alarma', ts: TS, value: true, unit: null },
+        { kind: 'status', site: 'oficina', room: 'servidores', device: 'servidor1', status: 'online', ts: TS },
+        { kind: 'reject', topic: "a//c/d'; DROP TABLE rejects; --", reason: 'topic level 2 is empty', payload: Buffer.from([0x00, 0xff, 0x27, 0x5c]), size: 70000 },
+    ];
+
+    it('writes readings, statuses and rejects in one call', async () => {
+        assert.equal(await writeItems(client, items), 3);
+        const m = await client.query(`SELECT a.name, m.ts, m.num, m.txt, a.unit FROM measurements m
+            JOIN attributes a ON a.id = m.attribute_id ORDER BY a.name`);
+        assert.deepEqual(m.rows.map((r) => [r.name, r.num, r.txt, r.unit]), [
+            ['alarma', 1, 'true', null], ['puerta', null, 'open', null], ['temperatura', 23.5, null, '°C'],
+        ]);
+        const us = await client.query(`SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS t FROM measurements LIMIT 1`);
+        assert.equal(us.rows[0].t, '2026-11-22T12:00:00.123456', 'microseconds kept');
+        const d = await client.query('SELECT site, room, name, status FROM devices');
+        assert.deepEqual(d.rows, [{ site: 'oficina', room: 'servidores', name: 'servidor1', status: 'online' }]);
+        const r = await client.query('SELECT topic, reason, payload, payload_size FROM rejects');
+        assert.deepEqual(r.rows, [{ topic: "a//c/d'; DROP TABLE rejects; --", reason: 'topic level 2 is empty', payload: Buffer.from([0x00, 0xff, 0x27, 0x5c]), payload_size: 70000 }]);
+    });
+
+    it('a redelivered batch inserts no measurement twice', async () => {
+        assert.equal(await writeItems(client, items.slice(0, 3)), 0);
+        const n = await client.query('SELECT count(*)::int AS n FROM measurements');
+        assert.equal(n.rows[0].n, 3);
+    });
+
+    it('an empty batch is fine', async () => {
+        assert.equal(await writeItems(client, []), 0);
+    });
+
+    it('an error caused by the data is told apart from a connection problem', async () => {
+        // random, so that PostgreSQL cannot compress it below its ~2.7 kB index-row limit
+        const long = { ...items[0], device: crypto.randomBytes(1500).toString('hex') };
+        const error = await writeItems(client, [long]).then(() => null, (e) => e);
+        assert.ok(error, 'PostgreSQL refused an index row that large');
+        assert.equal(isDataError(error), true, `${error.code} ${error.message}`);
+        assert.equal(isDataError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })), false);
+        assert.equal(isDataError(Object.assign(new Error('x'), { code: '57P01' })), false); // admin shutdown
+    });
+
+    it('the whole pipeline: MQTT-like messages in, rows out', async () => {
+        const committed = [];
+        const core = new IngestCore({
+            write: (batch) => writeItems(client, batch), batchSize: 100, lingerMs: 10,
+            onCommitted: (batch, inserted) => committed.push({ batch, inserted }),
+        });
+        core.receive('planta/linea1/motor2/rpm', Buffer.from('1500'));
+        core.receive('planta/linea1/motor2/rpm', Buffer.from('1501')); // same millisecond: both kept
+        core.receive('planta/linea1/motor2/estado', Buffer.from('{"value":"running","ts":"2026-11-22T11:00:00Z"}'));
+        core.receive('planta/linea1/motor2/status', Buffer.from('offline'));
+        core.receive('planta/linea1/motor2', Buffer.from('1'));
+        core.receive('planta/linea1/motor2/rpm/set', Buffer.from('0'));
+        assert.equal(await core.close(5000), 0);
+        assert.equal(committed.reduce((n, c) => n + c.inserted, 0), 3);
+        const rpm = await client.query(`SELECT count(*)::int AS n FROM measurements m JOIN attributes a ON a.id = m.attribute_id
+            JOIN devices d ON d.id = a.device_id WHERE d.name = 'motor2' AND a.name = 'rpm'`);
+        assert.equal(rpm.rows[0].n, 2);
+        const last = await client.query("SELECT last_num FROM attributes WHERE name = 'rpm'");
+        assert.equal(last.rows[0].last_num, 1501);
+        const dev = await client.query("SELECT status FROM devices WHERE name = 'motor2'");
+        assert.equal(dev.rows[0].status, 'offline');
+        const rej = await client.query("SELECT reason FROM rejects WHERE topic = 'planta/linea1/motor2'");
+        assert.deepEqual(rej.rows, [{ reason: 'topic has 3 levels, expected <site>/<room>/<device>/<attribute>' }]);
+        assert.deepEqual(core.stats().ignored, 1);
+    });
+});
