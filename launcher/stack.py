@@ -111,12 +111,17 @@ class Stack:
 
     def start_portal(self):
         bind = f"{self.config['OCTOPUS_BIND']}:{self.config['PORTAL_PORT']}"
-        # One worker: Flask-SocketIO keeps each client's session in that process; threads
-        # serve the concurrent requests and WebSockets (simple-websocket).
+        # One worker: Flask-SocketIO keeps each client's session in that process. Each open
+        # WebSocket holds a thread for its lifetime (simple-websocket), so the thread count
+        # is the number of browsers plus the requests in flight: 100 threads with 100
+        # browsers left no thread to serve a page, 300 served 150 browsers and pages in 7 ms.
+        # No control socket: it is one fixed path per user, which a second portal on the
+        # same machine (the tests') would fight over, and nothing here uses it.
         self.supervisor.start(
             "portal",
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "100",
-             "--bind", bind, "--access-logfile", "-", "octopus_portal:create_app()"],
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "400",
+             "--no-control-socket", "--bind", bind, "--access-logfile", "-",
+             "octopus_portal:create_app()"],
             env=self.env(), cwd=ROOT / "webapp")
         url = f"http://{self.host}:{self.config['PORTAL_PORT']}/login"
         self.supervisor.wait_ready("portal", lambda: http_status(url) == 200, 60)

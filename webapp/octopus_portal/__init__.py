@@ -1,0 +1,66 @@
+"""Octopus portal: devices, live values and rejects, behind a login (Flask + Flask-SocketIO)."""
+import logging
+
+import click
+from flask import Flask
+
+from . import auth, config, db, devices, live, rejects
+from .extensions import csrf, socketio
+
+__all__ = ["create_app", "shutdown", "socketio"]
+
+# Sent with every response: no framing, no MIME sniffing, scripts and styles from this site
+# only ('self' covers the Socket.IO WebSocket on the same host).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def create_app(test_config=None):
+    """The portal app: settings from the environment, or `test_config` (a mapping) in tests."""
+    app = Flask(__name__)
+    settings = config.from_environ() if test_config is None else {**config.DEFAULTS,
+                                                                   **test_config}
+    app.config.from_mapping(config.validate(settings))
+    if app.logger.level == logging.NOTSET:
+        app.logger.setLevel(logging.INFO)  # boot and live-feed messages belong in the log
+
+    serving = not in_cli_command()
+    if serving and app.config["MIGRATE_AT_START"]:
+        db.migrate_database(app)
+    db.init_app(app)
+    csrf.init_app(app)
+    socketio.init_app(app, async_mode="threading")
+    auth.init_app(app)
+    app.register_blueprint(devices.bp)
+    app.register_blueprint(rejects.bp)
+    app.after_request(add_security_headers)
+    if serving:
+        auth.ensure_first_admin(app)
+    live.init_app(app, start=serving and app.config["LIVE_ENABLED"])
+    return app
+
+
+def in_cli_command():
+    """True while a `flask` command other than `flask run` loads the app (e.g. init-db).
+
+    Such a command needs the app, not the boot tasks: no MQTT client, no migrations twice.
+    """
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.info_name != "run"
+
+
+def add_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def shutdown(app):
+    """Stop the app's MQTT client and close its database pool."""
+    live.stop(app)
+    db.close_pool(app)

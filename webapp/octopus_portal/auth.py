@@ -1,0 +1,141 @@
+"""Logging in and out: portal users, argon2 password hashes, Flask-Login sessions."""
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import UserMixin, current_user, login_user, logout_user
+from flask_wtf.csrf import CSRFError
+
+from .db import get_db
+from .extensions import login_manager
+
+bp = Blueprint("auth", __name__)
+# The only endpoints an anonymous visitor may reach; everything else redirects to /login.
+PUBLIC_ENDPOINTS = {"auth.login", "static"}
+hasher = PasswordHasher()
+# Verified against when the username does not exist, so that a wrong username takes as long
+# as a wrong password and the response time does not tell which usernames exist.
+DUMMY_HASH = hasher.hash("not a real password")
+WRONG_LOGIN = "wrong username or password"
+
+
+class User(UserMixin):
+    """A portal user as Flask-Login sees it."""
+
+    def __init__(self, id, username, role):
+        self.id, self.username, self.role = id, username, role
+
+
+@login_manager.user_loader
+def load_user(user_id):
+    """The logged-in user named by the session cookie, or None if it no longer exists."""
+    try:
+        user_id = int(user_id)
+    except ValueError:
+        return None
+    row = get_db().execute("SELECT id, username, role FROM users WHERE id = %s",
+                           (user_id,)).fetchone()
+    return User(**row) if row else None
+
+
+def check_password(username, password):
+    """The user if the password is right, else None; upgrades an outdated hash."""
+    db = get_db()
+    row = db.execute("SELECT id, username, role, password_hash FROM users WHERE username = %s",
+                     (username,)).fetchone()
+    try:
+        hasher.verify(row["password_hash"] if row else DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None:
+        return None
+    if hasher.check_needs_rehash(row["password_hash"]):
+        db.execute("UPDATE users SET password_hash = %s WHERE id = %s",
+                   (hasher.hash(password), row["id"]))
+    return User(row["id"], row["username"], row["role"])
+
+
+def safe_next(target):
+    """`target` if it is a path on this site, else the home page (no open redirect)."""
+    parts = urlsplit(target or "")
+    if (not target or parts.scheme or parts.netloc or not target.startswith("/")
+            or target.startswith(("//", "/\\"))):
+        return url_for("devices.index")
+    return target
+
+
+@bp.route("/login", methods=("GET", "POST"))
+def login():
+    """The login form; on success, back to the page that asked for it."""
+    if current_user.is_authenticated:
+        return redirect(safe_next(request.args.get("next")))
+    error = None
+    username = request.form.get("username", "").strip()
+    if request.method == "POST":
+        user = check_password(username, request.form.get("password", ""))
+        if user is None:
+            error = WRONG_LOGIN
+        else:
+            session.clear()  # a fresh session: nothing from before the login carries over
+            login_user(user)
+            get_db().execute("UPDATE users SET last_login_at = now() WHERE id = %s", (user.id,))
+            return redirect(safe_next(request.args.get("next")))
+    return render_template("login.html", error=error, username=username)
+
+
+@bp.post("/logout")
+def logout():
+    """End the session (POST with the CSRF token, so another site cannot log you out)."""
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.app_errorhandler(CSRFError)
+def csrf_error(exc):
+    """A form sent without a valid token (often: the page was open too long)."""
+    message = "The form expired or was not sent from this site; please try again."
+    if request.endpoint == "auth.login":
+        return render_template("login.html", username=request.form.get("username", ""),
+                               error=message), 400
+    return message + " (Reload the page first.)", 400, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def ensure_first_admin(app):
+    """Create PORTAL_ADMIN_USER (role admin) if the portal has no user at all yet."""
+    username = app.config["PORTAL_ADMIN_USER"]
+    password = app.config["PORTAL_ADMIN_PASSWORD"]
+    with app.app_context():
+        conn = get_db()
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()["exists"]:
+            return False
+        if not username or not password:
+            app.logger.warning("portal has no users and PORTAL_ADMIN_USER/PORTAL_ADMIN_PASSWORD "
+                               "are not both set: set them and restart the portal to create "
+                               "the first admin")
+            return False
+        # NOT EXISTS + ON CONFLICT: two portals booting at once still make only one admin.
+        created = conn.execute(
+            "INSERT INTO users (username, password_hash, role)"
+            " SELECT %s, %s, 'admin' WHERE NOT EXISTS (SELECT 1 FROM users)"
+            " ON CONFLICT (username) DO NOTHING", (username, hasher.hash(password))).rowcount
+    if created:
+        app.logger.info("created the first portal admin %r", username)
+    return bool(created)
+
+
+def require_login():
+    """Every endpoint needs a login unless listed as public: a new page is private by default."""
+    if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    return None
+
+
+def init_app(app):
+    """Wire Flask-Login and the login requirement for every page."""
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the login page itself says what to do
+    app.before_request(require_login)
+    app.register_blueprint(bp)

@@ -1,0 +1,140 @@
+"""The live view's feed: an MQTT client on `octopus/live` whose messages go to Socket.IO clients.
+
+Each portal process subscribes on its own (not a shared subscription), so every process
+gets every message and forwards it to the browsers connected to it: more portal processes
+need no message queue between them.
+"""
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+
+import paho.mqtt.client as mqtt
+from flask_login import current_user
+from flask_socketio import ConnectionRefusedError, join_room
+
+from .extensions import socketio
+
+TOPIC = "octopus/live"
+EVENT = "live"  # the Socket.IO event a browser receives
+ROOM = "live"   # every logged-in browser joins it; only they receive EVENT
+EXTENSION = "octopus_live"  # key in app.extensions
+
+log = logging.getLogger(__name__)
+
+
+def parse(payload):
+    """The message as a dict, or None if it is not a JSON object as topics.md describes."""
+    try:
+        message = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    if not all(isinstance(message.get(key, []), list) for key in ("readings", "statuses")):
+        return None
+    return message
+
+
+class LiveBridge:
+    """Owns one paho-mqtt client subscribed to TOPIC; `emit(event, data)` forwards a message."""
+
+    def __init__(self, host, port, username, password, emit):
+        self.host, self.port = host, port
+        self.emit = emit
+        self.subscribed = threading.Event()  # set while the subscription is in place
+        self.started = False
+        client_id = f"octopus-portal-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=True)  # nothing to replay: the page catches up
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self.on_connect
+        self.client.on_disconnect = self.on_disconnect
+        self.client.on_subscribe = self.on_subscribe
+        self.client.on_message = self.on_message
+
+    def start(self):
+        """Connect in the background; paho's thread retries until the broker answers."""
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self.started = True
+        log.info("connecting to MQTT %s:%s for %s", self.host, self.port, TOPIC)
+
+    def stop(self):
+        """Disconnect and end paho's thread."""
+        if not self.started:
+            return
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.started = False
+        self.subscribed.clear()
+
+    def on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            log.error("the MQTT broker at %s:%s refused the portal (%s); check "
+                      "MQTT_PORTAL_USER and MQTT_PORTAL_PASSWORD. Retrying.",
+                      self.host, self.port, reason_code)
+            return
+        # Subscribing here, not once in start(), renews the subscription after a reconnect.
+        client.subscribe(TOPIC, qos=0)
+
+    def on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if any(code.is_failure for code in reason_codes):
+            log.error("the broker refused the subscription to %s (%s); the portal's "
+                      "MQTT account needs read access to it (mosquitto/acl)", TOPIC, reason_codes)
+            return
+        log.info("subscribed to %s", TOPIC)
+        self.subscribed.set()
+
+    def on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.subscribed.clear()
+        if reason_code.is_failure:
+            log.warning("lost the MQTT connection (%s); reconnecting", reason_code)
+
+    def on_message(self, client, userdata, message):
+        """Forward one octopus/live message to the browsers, or drop it if malformed."""
+        data = parse(message.payload)
+        if data is None:
+            log.warning("dropped a malformed message on %s (%d bytes): %r",
+                        message.topic, len(message.payload), message.payload[:80])
+            return
+        self.emit(EVENT, data)
+
+
+def emit_to_browsers(event, data):
+    """Send `event` to every logged-in browser connected to this process."""
+    socketio.emit(event, data, to=ROOM)
+
+
+@socketio.on("connect")
+def on_socket_connect(auth=None):
+    """Let only logged-in users in; they join the room that receives live messages."""
+    if not current_user.is_authenticated:
+        raise ConnectionRefusedError("login required")
+    join_room(ROOM)
+
+
+def init_app(app, start):
+    """Create the app's bridge, and start it if `start` (a real run, or a test that asks).
+
+    It runs in the process that serves the browsers: under gunicorn, in the worker (no
+    --preload, whose fork would leave paho's thread behind in the master).
+    """
+    bridge = LiveBridge(app.config["MQTT_HOST"], app.config["MQTT_PORT"],
+                        app.config["MQTT_PORTAL_USER"], app.config["MQTT_PORTAL_PASSWORD"],
+                        emit_to_browsers)
+    app.extensions[EXTENSION] = bridge
+    if start:
+        bridge.start()
+    return bridge
+
+
+def stop(app):
+    """Stop the app's bridge if it runs (tests, shutdown)."""
+    bridge = app.extensions.pop(EXTENSION, None)
+    if bridge is not None:
+        bridge.stop()
