@@ -42,15 +42,17 @@ for unit in mosquitto postgresql; do
 done
 
 # --- Python packages, pinned, in .venv ----------------------------------------------------
+# A stamp named after the hash of every requirements file says what is installed already;
+# the test set includes the runtime set, so it satisfies `up` too.
+reqs_hash=$(cat requirements.txt requirements-dev.txt webapp/requirements.txt simulators/requirements.txt | sha256sum | cut -c1-16)
 requirements=requirements.txt
 $for_tests && requirements=requirements-dev.txt
-stamp=".venv/.installed-$(cat requirements*.txt webapp/requirements.txt simulators/requirements.txt | sha256sum | cut -c1-16)-$(basename $requirements .txt)"
-if [ ! -e "$stamp" ]; then
+if [ ! -e ".venv/.installed-$reqs_hash-requirements-dev" ] && [ ! -e ".venv/.installed-$reqs_hash-${requirements%.txt}" ]; then
   say "installing Python packages from $requirements into .venv"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r "$requirements"
   rm -f .venv/.installed-*
-  touch "$stamp"
+  touch ".venv/.installed-$reqs_hash-${requirements%.txt}"
 fi
 
 # --- Node-RED and its nodes, pinned by the lock file --------------------------------------

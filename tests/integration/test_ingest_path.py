@@ -1,0 +1,68 @@
+"""Acceptance 2: a reading published with paho-mqtt is stored, listed and streamed live."""
+import queue
+import uuid
+
+import socketio
+
+from tests.integration.conftest import wait_for
+
+
+def cookie_header(session):
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+def live_client(platform):
+    """A Socket.IO client logged into the portal; returns (client, queue of `live` events)."""
+    events = queue.Queue()
+    client = socketio.Client(reconnection=False)
+    client.on("live", events.put)
+    client.connect(platform.portal_url, headers={"Cookie": cookie_header(platform.portal_session())},
+                   wait_timeout=10)
+    return client, events
+
+
+def wait_for_reading(events, key, value, timeout=15):
+    """The first live reading for `site/room/device/attribute` with this value."""
+    def probe():
+        try:
+            batch = events.get(timeout=0.5)
+        except queue.Empty:
+            return None
+        for reading in batch.get("readings", []):
+            got = "/".join(reading[k] for k in ("site", "room", "device", "attribute"))
+            if got == key and reading["value"] == value:
+                return reading
+        return None
+    return wait_for(probe, timeout, interval=0, what=f"live reading {key} = {value}")
+
+
+def test_published_reading_is_stored(platform):
+    platform.publish([("oficina/servidores/servidor1/temperatura", "23.5")])
+    rows = wait_for(lambda: platform.query(
+        "SELECT m.num FROM measurements m JOIN attributes a ON a.id = m.attribute_id"
+        " JOIN devices d ON d.id = a.device_id"
+        " WHERE (d.site, d.room, d.name, a.name) = ('oficina', 'servidores', 'servidor1', 'temperatura')"
+        " AND m.num = 23.5"), what="the reading in PostgreSQL")
+    assert rows == [(23.5,)]
+
+
+def test_new_device_appears_in_the_portal_tree(platform):
+    device = f"servidor-{uuid.uuid4().hex[:6]}"
+    session = platform.portal_session()
+    assert device not in session.get(platform.portal_url + "/", timeout=10).text
+    platform.publish([(f"oficina/servidores/{device}/temperatura",
+                       '{"value": 23.5, "unit": "°C"}')])
+    page = wait_for(lambda: (lambda r: r if device in r.text else None)(
+        session.get(platform.portal_url + "/", timeout=10)), what="the device in the tree")
+    assert f'data-key="oficina/servidores/{device}/temperatura"' in page.text
+    assert "23.5" in page.text and "°C" in page.text
+
+
+def test_logged_in_socketio_client_receives_the_value(platform):
+    client, events = live_client(platform)
+    try:
+        platform.publish([("oficina/servidores/servidor1/temperatura", "23.5")])
+        reading = wait_for_reading(events, "oficina/servidores/servidor1/temperatura", 23.5)
+        assert reading["ts"]
+    finally:
+        client.disconnect()
