@@ -22,7 +22,7 @@ def server_bindir():
     if on_path:
         return Path(on_path).resolve().parent
     raise RuntimeError("PostgreSQL server not found: install Debian's postgresql package "
-                       "(`make up` does), or set OCTOPUS_PG_LOCAL=false and PG* for a server")
+                       "(`./octopus up` does), or set OCTOPUS_PG_LOCAL=false and PG* for a server")
 
 
 def run_as():

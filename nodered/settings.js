@@ -28,7 +28,7 @@ function refuseToStart(message) {
 // .config.runtime.json next to the file it protects.
 const credentialSecret = env.NODERED_CREDENTIAL_SECRET;
 if (!credentialSecret) {
-    refuseToStart('NODERED_CREDENTIAL_SECRET is not set (any long random string; `make up` generates one in .env).');
+    refuseToStart('NODERED_CREDENTIAL_SECRET is not set (any long random string; `./octopus up` generates one in .env).');
 }
 
 // The editor's only account; the same account guards the flows' HTTP endpoints.

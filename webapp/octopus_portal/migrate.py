@@ -1,13 +1,11 @@
 """Apply the numbered SQL migrations in postgres/migrations, once each, in order.
 
 Safe to run twice and from several processes at once (an advisory lock serialises them).
-Used by the launcher, by the portal at boot (`flask --app octopus_portal init-db`), by the
-Docker image and by the tests: one runner for every path.
+Used by the launcher, by the portal at boot and by `flask --app octopus_portal init-db`
+(which the Docker image runs), and by the tests: one runner for every path.
 """
-import argparse
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -78,17 +76,3 @@ def migrate_with_retry(conninfo="", timeout=60.0, log=print):
             log(f"migrations: database not reachable yet ({str(exc).strip()}), retrying")
             time.sleep(1)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout", type=float, default=60.0,
-                        help="seconds to wait for the database (default 60)")
-    args = parser.parse_args(argv)
-    # libpq reads PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD itself.
-    applied = migrate_with_retry("", timeout=args.timeout)
-    print(f"migrations: {len(applied)} applied, schema up to date")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

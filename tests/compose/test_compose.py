@@ -1,0 +1,271 @@
+"""docker-compose.yaml, checked without a Docker engine: pinned images, real healthchecks,
+restart policies, files that exist, declared volumes, variables of .env.example, secrets
+that refuse to default, and only the user-facing ports published."""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import ROOT
+
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+SERVICES = {"mosquitto", "postgres", "webapp", "nodered", "simulators"}
+PUBLISHED = {1883, 9001, 1880, 5000}  # MQTT, MQTT over WebSocket, Node-RED editor, portal
+RESTART_POLICIES = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$")
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+BARE_VARIABLE = re.compile(r"\$[A-Za-z_]")
+
+
+def env_example():
+    """The keys of .env.example and their values."""
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def dummy_env():
+    """.env.example with every empty secret filled, as `./octopus up` would."""
+    return {k: (v or f"dummy-{k.lower()}") if SECRET_NAME.search(k) else v
+            for k, v in env_example().items()}
+
+
+def interpolate(text, env):
+    """Compose's interpolation of `text` with `env` (no bare $NAME: this file never uses it)."""
+    def replace(match):
+        name, op, arg = match["name"], match["op"], match["arg"]
+        value = env.get(name)
+        if op in (":-", ":?") and value == "":
+            value = None
+        if value is not None:
+            return value
+        if op and op.endswith("?"):
+            raise ValueError(f"{name}: {arg}")
+        return arg if op else ""
+    parts = text.split("$$")  # an escaped dollar is left for the container's shell
+    return "$".join(VARIABLE.sub(replace, part) for part in parts)
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose):
+    return compose["services"]
+
+
+def strings(node):
+    """Every string value of the parsed file: what Compose interpolates (not the comments)."""
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def variables(compose):
+    """Every ${...} in the file's values, escaped $$ excluded: (name, operator, argument)."""
+    return [(m["name"], m["op"], m["arg"]) for value in strings(compose)
+            for part in value.split("$$") for m in VARIABLE.finditer(part)]
+
+
+def bind_mounts(service):
+    """(host path, container path, read_only) of a service's bind mounts."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            if volume.get("type") == "bind":
+                mounts.append((volume["source"], volume["target"], volume.get("read_only", False)))
+            continue
+        source, target, *mode = volume.split(":")
+        if source.startswith((".", "/")):
+            mounts.append((source, target, mode == ["ro"]))
+    return mounts
+
+
+def test_the_services_are_the_platforms(services):
+    assert set(services) == SERVICES
+    assert services["simulators"].get("profiles") == ["simulators"]
+    for name in SERVICES - {"simulators"}:
+        assert "profiles" not in services[name], f"{name} must start with a plain `up`"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_image_is_pinned_or_built_from_a_pinned_dockerfile(services, name):
+    service = services[name]
+    if "build" not in service:
+        assert_pinned(service["image"])
+        return
+    build = service["build"]
+    context = ROOT / (build["context"] if isinstance(build, dict) else build)
+    dockerfile = context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict)
+                            else "Dockerfile")
+    assert context.is_dir() and dockerfile.is_file(), dockerfile
+    assert ROOT in dockerfile.resolve().parents
+    lines = [line.strip() for line in dockerfile.read_text().splitlines()]
+    bases = [line.split()[1] for line in lines if line.upper().startswith("FROM ")]
+    assert bases, f"{dockerfile}: no FROM"
+    for base in bases:
+        assert_pinned(base)
+    # every file the image copies is in the build context
+    for line in lines:
+        if line.upper().startswith(("COPY ", "ADD ")):
+            words = [w for w in line.split()[1:] if not w.startswith("--")]
+            for source in words[:-1]:
+                assert (context / source).exists(), f"{dockerfile}: {line}"
+
+
+def assert_pinned(image):
+    """name:version with a full version (postgres versions are major.minor)."""
+    name, _, tag = image.rpartition(":")
+    assert name and "@" not in name, f"{image}: no tag"
+    parts = 2 if name == "postgres" else 3
+    assert re.match(r"^\d+(\.\d+){%d}(-[a-z0-9.]+)*$" % (parts - 1), tag), \
+        f"{image}: pin a full version (not latest, not a floating major or minor)"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_healthcheck_and_restart_policy(services, name):
+    service = services[name]
+    check = service.get("healthcheck") or {}
+    assert not check.get("disable"), name
+    test = check.get("test")
+    assert test and test[0] in ("CMD", "CMD-SHELL") and test != ["NONE"], name
+    assert RESTART_POLICIES.match(str(service.get("restart", ""))), name
+
+
+def test_dependencies_wait_for_healthy_services(services):
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+            assert "healthcheck" in services[dependency]
+    assert set(services["nodered"]["depends_on"]) >= {"mosquitto", "postgres"}
+    assert set(services["webapp"]["depends_on"]) >= {"mosquitto", "postgres"}
+
+
+def test_bind_mounted_and_referenced_files_exist_in_the_repository(services):
+    for name, service in services.items():
+        mounts = bind_mounts(service)
+        for source, _target, _ro in mounts:
+            path = (ROOT / source).resolve()
+            assert ROOT in path.parents and path.exists(), f"{name}: {source}"
+        # files named by entrypoint, command or healthcheck inside a bind mount exist too
+        words = [w for key in ("entrypoint", "command") for w in service.get(key) or []]
+        words += (service.get("healthcheck") or {}).get("test", [])[1:]
+        for word in words:
+            for source, target, _ro in mounts:
+                if word.startswith(target + "/"):
+                    assert (ROOT / source / word[len(target) + 1:]).is_file(), f"{name}: {word}"
+
+
+def test_named_volumes_are_declared(compose, services):
+    declared = set(compose.get("volumes") or {})
+    used = set()
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.get("source") if isinstance(volume, dict) else volume.split(":")[0]
+            if source and not source.startswith((".", "/")):
+                used.add(source)
+    assert used and used == declared
+
+
+def test_every_variable_is_in_env_example_and_none_is_bare(compose):
+    found = variables(compose)
+    assert found
+    assert {name for name, _, _ in found} <= set(env_example())
+    for value in strings(compose):
+        rest = "".join(VARIABLE.sub("", part) for part in value.split("$$"))
+        assert not BARE_VARIABLE.search(rest), f"use ${{NAME}} (or $$ for the container): {value}"
+
+
+def test_secrets_refuse_to_default_and_settings_have_defaults(compose):
+    for name, op, arg in variables(compose):
+        if SECRET_NAME.search(name):
+            assert op == ":?" and arg.strip(), f"${{{name}}} must be ${{{name}:?hint}}"
+        else:
+            assert op == ":-", f"${{{name}}} should have a default: ${{{name}:-...}}"
+
+
+def test_compose_refuses_to_start_without_a_secret(compose):
+    values = strings(compose)
+    env = dummy_env()
+    for value in values:
+        interpolate(value, env)
+    for secret in ("PGPASSWORD", "PG_SUPERUSER_PASSWORD", "MQTT_NODERED_PASSWORD"):
+        missing = dict(env, **{secret: ""})
+        with pytest.raises(ValueError, match=secret):
+            for value in values:
+                interpolate(value, missing)
+
+
+def test_only_the_user_facing_ports_are_published_on_octopus_bind(services):
+    env = dict(dummy_env(), OCTOPUS_BIND="192.0.2.10")
+    published = {}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            host_ip, host_port, container_port = interpolate(port, env).split(":")
+            assert host_ip == "192.0.2.10", f"{name}: {port} must bind ${{OCTOPUS_BIND}}"
+            published[int(container_port)] = name
+    assert set(published) == PUBLISHED
+    assert published == {1883: "mosquitto", 9001: "mosquitto", 1880: "nodered", 5000: "webapp"}
+    for port in services["mosquitto"]["ports"]:  # loopback unless opened up
+        assert interpolate(port, {}).startswith("127.0.0.1:")
+
+
+def test_services_reach_each_other_by_name(services):
+    for name, service in services.items():
+        environment = service.get("environment") or {}
+        if "MQTT_HOST" in environment:
+            assert (environment["MQTT_HOST"], environment["MQTT_PORT"]) == ("mosquitto", "1883")
+        if "PGHOST" in environment:
+            assert (environment["PGHOST"], environment["PGPORT"]) == ("postgres", "5432")
+    for name in ("webapp", "nodered", "simulators"):
+        assert "MQTT_HOST" in services[name]["environment"], name
+
+
+def test_the_broker_password_file_goes_where_mosquitto_conf_says(services):
+    conf = (ROOT / "mosquitto/mosquitto.conf").read_text()
+    assert re.search(r"^password_file /mosquitto/config/passwd$", conf, re.M)
+    entrypoint = (ROOT / "mosquitto/docker-entrypoint.sh").read_text()
+    assert "setting password_file" in entrypoint  # reads the path from mosquitto.conf
+    assert not (ROOT / "mosquitto/passwd").exists(), "the password file is never committed"
+    mounts = bind_mounts(services["mosquitto"])
+    assert ("./mosquitto", "/octopus/mosquitto", True) in mounts
+
+
+@pytest.mark.parametrize("script", ["mosquitto/docker-entrypoint.sh", "mosquitto/healthcheck.sh",
+                                    "postgres/docker-init/create-app-role.sh"])
+def test_container_scripts_are_valid_posix_shell(script):
+    result = subprocess.run(["sh", "-n", str(ROOT / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def docker_compose_available():
+    if not shutil.which("docker"):
+        return False
+    result = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    return result.returncode == 0
+
+
+@pytest.mark.skipif(not docker_compose_available(),
+                    reason="`docker compose` is not installed here (the docker client has no "
+                           "compose plugin), so Compose's own validation cannot run")
+def test_docker_compose_config_accepts_the_file(tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in dummy_env().items()))
+    for profile in ([], ["--profile", "simulators"]):
+        result = subprocess.run(
+            ["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
+             "--env-file", str(env_file), *profile, "config", "-q"],
+            capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr
