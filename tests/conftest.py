@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: free ports, state folders, a real throwaway PostgreSQL."""
+"""Fixtures shared by every test: a real throwaway PostgreSQL and a real Mosquitto."""
 import secrets
 import shutil
 import uuid
@@ -7,8 +7,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from launcher import postgres
+import paho.mqtt.client as mqtt
+
+from launcher import mosquitto, postgres, settings
 from launcher.processes import Supervisor
+from launcher.stack import port_open
 from octopus_portal.migrate import migrate
 
 from tests.helpers import ARTIFACTS, ROOT, free_port, make_state_dir  # noqa: F401 (re-exported)
@@ -56,3 +59,56 @@ def fresh_db(pg_cluster):
     yield dict(pg_cluster.app_role, dbname=name)
     with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class Broker:
+    """Mosquitto started the way the launcher starts it: the repository's mosquitto.conf and
+    ACL, the platform's three accounts with random passwords, on a free port."""
+
+    def __init__(self, state_dir):
+        self.config = settings.generated(ROOT / ".env.example")
+        self.config.update(OCTOPUS_BIND="127.0.0.1", MQTT_PORT=str(free_port()),
+                           MQTT_WS_PORT=str(free_port()))
+        self.host, self.port = "127.0.0.1", int(self.config["MQTT_PORT"])
+        self.accounts = {self.config[f"MQTT_{kind}_USER"]: self.config[f"MQTT_{kind}_PASSWORD"]
+                         for kind in ("NODERED", "PORTAL", "SIMULATOR")}
+        self.supervisor = Supervisor(state_dir / "log")
+        self.conf = mosquitto.prepare(state_dir / "mosquitto", self.config)
+
+    def user(self, kind):
+        """(user, password) of the platform account NODERED, PORTAL or SIMULATOR."""
+        return self.config[f"MQTT_{kind}_USER"], self.config[f"MQTT_{kind}_PASSWORD"]
+
+    def start(self):
+        self.supervisor.start("mosquitto", mosquitto.command(self.conf))
+        self.supervisor.wait_ready("mosquitto", lambda: port_open(self.host, self.port), 10)
+
+    def stop(self):
+        self.supervisor.stop("mosquitto")
+
+    def log(self):
+        return self.supervisor.log_path("mosquitto").read_text(errors="replace")
+
+    def publish(self, topic, payload, kind="SIMULATOR"):
+        """Publish one message at QoS 1 and wait until the broker has it."""
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"test-{uuid.uuid4().hex[:8]}")
+        client.username_pw_set(*self.user(kind))
+        client.connect(self.host, self.port)
+        client.loop_start()
+        try:
+            client.publish(topic, payload, qos=1).wait_for_publish(5)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+
+@pytest.fixture
+def mqtt_broker():
+    """A running Mosquitto of the test's own (see Broker)."""
+    state = make_state_dir("octopus-mqtt-")
+    broker = Broker(state)
+    broker.start()
+    yield broker
+    broker.supervisor.stop_all()
+    shutil.rmtree(state, ignore_errors=True)

@@ -31,8 +31,8 @@ def portal_url(fresh_db, mqtt_broker, tmp_path):
                PGHOST=fresh_db["host"], PGPORT=str(fresh_db["port"]),
                PGDATABASE=fresh_db["dbname"], PGUSER=fresh_db["user"],
                PGPASSWORD=fresh_db["password"], MQTT_HOST="127.0.0.1",
-               MQTT_PORT=str(mqtt_broker.port), MQTT_PORTAL_USER="portal",
-               MQTT_PORTAL_PASSWORD=mqtt_broker.accounts["portal"],
+               MQTT_PORT=str(mqtt_broker.port), MQTT_PORTAL_USER=mqtt_broker.user("PORTAL")[0],
+               MQTT_PORTAL_PASSWORD=mqtt_broker.user("PORTAL")[1],
                PORTAL_ADMIN_USER=ADMIN_USER, PORTAL_ADMIN_PASSWORD=ADMIN_PASSWORD)
     log = open(tmp_path / "portal.log", "wb")
     proc = subprocess.Popen(

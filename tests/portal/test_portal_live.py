@@ -64,7 +64,7 @@ def test_malformed_messages_are_dropped_and_logged(app, logged_in, caplog, paylo
 
 def live_app(make_app, broker):
     return make_app(LIVE_ENABLED=True, MQTT_HOST="127.0.0.1", MQTT_PORT=broker.port,
-                    MQTT_PORTAL_USER="portal", MQTT_PORTAL_PASSWORD=broker.accounts["portal"])
+                    MQTT_PORTAL_USER=broker.user("PORTAL")[0], MQTT_PORTAL_PASSWORD=broker.user("PORTAL")[1])
 
 
 def login_socket(app):
@@ -106,7 +106,7 @@ def test_bridge_reconnects_when_the_broker_comes_back(make_app, mqtt_broker):
 def test_wrong_mqtt_password_is_logged(make_app, mqtt_broker, caplog):
     with caplog.at_level(logging.ERROR, logger="octopus_portal.live"):
         app = make_app(LIVE_ENABLED=True, MQTT_HOST="127.0.0.1", MQTT_PORT=mqtt_broker.port,
-                       MQTT_PORTAL_USER="portal", MQTT_PORTAL_PASSWORD="wrong")
+                       MQTT_PORTAL_USER=mqtt_broker.user("PORTAL")[0], MQTT_PORTAL_PASSWORD="wrong")
         deadline = time.monotonic() + 5
         while "refused the portal" not in caplog.text and time.monotonic() < deadline:
             time.sleep(0.05)
