@@ -75,8 +75,13 @@ class Supervisor:
         """Names of services that have exited, with their exit codes."""
         return {n: p.returncode for n, (p, _) in self.procs.items() if p.poll() is not None}
 
-    def stop(self, name, timeout=20.0):
-        proc, sig = self.procs.pop(name)
+    def pid(self, name):
+        return self.procs[name][0].pid
+
+    def stop(self, name, timeout=20.0, sig=None):
+        """Stop a service with its stop signal (or `sig`, e.g. SIGKILL to simulate a crash)."""
+        proc, stop_signal = self.procs.pop(name)
+        sig = sig or stop_signal
         if proc.poll() is None:
             try:
                 os.killpg(proc.pid, sig)

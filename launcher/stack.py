@@ -8,11 +8,28 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import mosquitto, postgres
+from . import mosquitto, postgres, settings
 from .processes import Supervisor
 from .settings import flag
 
 ROOT = Path(__file__).resolve().parents[1]
+SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT")
+
+
+def free_port():
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def isolated_config():
+    """A first-run configuration (fresh secrets) on free loopback ports: for a platform that
+    runs beside another one on the same machine, as the tests and the benchmark do."""
+    config = settings.generated(ROOT / ".env.example")
+    config["OCTOPUS_BIND"] = "127.0.0.1"
+    config.update({key: str(free_port()) for key in SERVICE_PORTS})
+    return config
 
 
 def reachable_host(bind):
@@ -97,17 +114,25 @@ class Stack:
         self.supervisor.wait_ready(
             "mosquitto", lambda: port_open(self.host, self.config["MQTT_PORT"]))
 
-    def start_nodered(self):
-        user_dir = self.state_dir / "nodered"
+    def start_nodered(self, name="nodered", port=None, client_id=None,
+                      settings_file=ROOT / "nodered/settings.js", **env):
+        """Start a Node-RED worker; a second one (another `name`, port and MQTT client id)
+        joins the same shared subscription and takes its share of the ingest. The benchmark
+        passes its own settings file and flow (`NODERED_FLOWS_FILE` in `env`)."""
+        user_dir = self.state_dir / name
         user_dir.mkdir(parents=True, exist_ok=True)
+        port = port or self.config["NODERED_PORT"]
+        env["NODERED_PORT"] = str(port)
+        if client_id:
+            env["NODERED_MQTT_CLIENT_ID"] = client_id
         node = shutil.which("node") or "node"
         self.supervisor.start(
-            "nodered",
+            name,
             [node, str(ROOT / "nodered/node_modules/node-red/red.js"),
-             "--settings", str(ROOT / "nodered/settings.js"), "--userDir", str(user_dir)],
-            env=self.env(), cwd=ROOT / "nodered")
-        url = f"http://{self.host}:{self.config['NODERED_PORT']}/settings"
-        self.supervisor.wait_ready("nodered", lambda: http_status(url) in (200, 401), 90)
+             "--settings", str(settings_file), "--userDir", str(user_dir)],
+            env=self.env(**env), cwd=ROOT / "nodered")
+        url = f"http://{self.host}:{port}/settings"
+        self.supervisor.wait_ready(name, lambda: http_status(url) in (200, 401), 90)
 
     def start_portal(self):
         bind = f"{self.config['OCTOPUS_BIND']}:{self.config['PORTAL_PORT']}"

@@ -60,6 +60,9 @@ env.MQTT_PORT = env.MQTT_PORT || '1883';
 // The ingest's MQTT session is persistent (clean start off), so its client id must stay
 // the same across restarts, and differ between workers: one per host by default.
 env.NODERED_MQTT_CLIENT_ID = env.NODERED_MQTT_CLIENT_ID || `octopus-nodered-${os.hostname()}`;
+// The ingest's subscription: `#` for one worker, `$share/octopus-ingest/#` on every worker
+// when several share the load (doc/ingest.md: why not shared by default).
+env.INGEST_SUBSCRIPTION = env.INGEST_SUBSCRIPTION || '#';
 for (const name of ['MQTT_NODERED_USER', 'MQTT_NODERED_PASSWORD']) {
     if (!env[name]) console.warn(`[octopus] ${name} is not set: the broker will refuse Node-RED's connection.`);
 }

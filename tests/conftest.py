@@ -9,9 +9,9 @@ from psycopg import sql
 
 import paho.mqtt.client as mqtt
 
-from launcher import mosquitto, postgres, settings
+from launcher import mosquitto, postgres
 from launcher.processes import Supervisor
-from launcher.stack import port_open
+from launcher.stack import isolated_config, port_open
 from octopus_portal.migrate import migrate
 
 from tests.helpers import ARTIFACTS, ROOT, free_port, make_state_dir  # noqa: F401 (re-exported)
@@ -66,9 +66,7 @@ class Broker:
     ACL, the platform's three accounts with random passwords, on a free port."""
 
     def __init__(self, state_dir):
-        self.config = settings.generated(ROOT / ".env.example")
-        self.config.update(OCTOPUS_BIND="127.0.0.1", MQTT_PORT=str(free_port()),
-                           MQTT_WS_PORT=str(free_port()))
+        self.config = isolated_config()
         self.host, self.port = "127.0.0.1", int(self.config["MQTT_PORT"])
         self.accounts = {self.config[f"MQTT_{kind}_USER"]: self.config[f"MQTT_{kind}_PASSWORD"]
                          for kind in ("NODERED", "PORTAL", "SIMULATOR")}

@@ -1,17 +1,11 @@
 """Small helpers shared by the test packages (fixtures live in conftest.py files)."""
-import socket
 import tempfile
 from pathlib import Path
 
+from launcher.stack import free_port  # noqa: F401 (the tests' one way to get a port)
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-def free_port():
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_state_dir(prefix):

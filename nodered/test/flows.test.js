@@ -52,34 +52,34 @@ test('config node ids are readable and never equal a node type (Node-RED would s
     }
 });
 
-test('the ingest path: shared QoS 1 subscriptions as Buffer, persistent session, live out', () => {
-    const mqttIns = flow.filter((n) => n.type === 'mqtt in');
-    // Node-RED 4.1's mqtt in never matches '$share/<group>/#' locally (it strips the share
-    // prefix after testing for '#'), so '+/#' and '/#' together stand for '#'.
-    assert.deepEqual(mqttIns.map((n) => n.topic).sort(), ['$share/octopus-ingest/+/#', '$share/octopus-ingest//#']);
-    for (const mqttIn of mqttIns) {
-        assert.equal(mqttIn.qos, '1');
-        assert.equal(mqttIn.datatype, 'buffer');
-        assert.equal(mqttIn.broker, 'octopus-broker');
-        assert.equal(mqttIn.rh, 1, 'retained statuses only for a new subscription, not at every restart');
-        assert.equal(byId.get(mqttIn.wires[0][0]).type, 'octopus-ingest');
-    }
-    const broker = byId.get('octopus-broker');
-    // MQTT 5: subscription identifiers keep a message matching both filters from being taken twice
-    assert.equal(broker.protocolVersion, '5');
-    assert.equal(broker.cleansession, false, 'messages must wait in the broker while Node-RED is down');
-    assert.ok(Number(broker.sessionExpiry) >= 86400, 'an MQTT 5 session must outlive a restart');
-    assert.equal(broker.autoUnsubscribe, false, 'unsubscribing on stop would drop what arrives meanwhile');
-    assert.equal(broker.clientid, '${NODERED_MQTT_CLIENT_ID}');
-    const ingest = byId.get(mqttIns[0].wires[0][0]);
+test('the ingest path: octopus-ingest consumes the broker itself, live and stats out', () => {
+    // The stock mqtt in acknowledges on arrival: none may feed the ingest.
+    assert.deepEqual(flow.filter((n) => n.type === 'mqtt in'), []);
+    const ingests = flow.filter((n) => n.type === 'octopus-ingest');
+    assert.equal(ingests.length, 1);
+    const ingest = ingests[0];
+    assert.equal(ingest.broker, 'octopus-broker');
+    // from the environment: '#' for one worker (settings.js), the shared form for several
+    assert.equal(ingest.topic, '${INGEST_SUBSCRIPTION}');
+    assert.equal(ingest.worker, '', 'the client id derives from NODERED_MQTT_CLIENT_ID, one per worker');
+    assert.equal(ingest.receiveMaximum, '', 'INGEST_RECEIVE_MAXIMUM or the default');
     assert.equal(byId.get(ingest.db).type, 'octopus-db');
+    const broker = byId.get('octopus-broker');
+    assert.equal(broker.protocolVersion, '5');
+    assert.equal(broker.clientid, '${NODERED_MQTT_CLIENT_ID}');
+    // The broker node only publishes (octopus/live, stats): a clean session, so that a session
+    // left by an older flow, whose shared subscriptions would take messages nobody stores,
+    // is discarded.
+    assert.equal(broker.cleansession, true);
     for (const out of ingest.wires) {
         const mqttOut = byId.get(out[0]);
         assert.equal(mqttOut.type, 'mqtt out');
+        assert.equal(mqttOut.broker, 'octopus-broker');
         assert.equal(mqttOut.topic, '', 'topic comes from the message');
         assert.equal(mqttOut.retain, '', 'retain comes from the message');
     }
-    assert.ok(flow.some((n) => n.type === 'comment' && n.z === ingest.z && n.info.length > 200), 'the tab explains itself');
+    assert.ok(flow.some((n) => n.type === 'comment' && n.z === ingest.z && n.g === ingest.g && n.info.length > 200),
+        'the tab explains itself');
 });
 
 /** Every [path, value] of string leaves under a key that smells of a secret. */

@@ -100,7 +100,7 @@ test('rejects travel in the batch and are counted once committed', async () => {
     await c.close();
 });
 
-test('batches are written one at a time, in order; a busy writer makes bigger batches', async () => {
+test('with one write in flight, batches are written one at a time, in order; a busy writer makes bigger batches', async () => {
     const db = fakeDb();
     db.delayMs = 30;
     let inFlight = 0;
@@ -111,7 +111,7 @@ test('batches are written one at a time, in order; a busy writer makes bigger ba
         maxInFlight = Math.max(maxInFlight, inFlight);
         try { return await write(items); } finally { inFlight -= 1; }
     };
-    const { c } = core(db, { batchSize: 4, lingerMs: 5 });
+    const { c } = core(db, { batchSize: 4, lingerMs: 5, writesInFlight: 1 });
     c.receive('a/b/c/d', buf('0'));
     await sleep(10); // first batch (one message) is being written
     for (let i = 1; i < 10; i++) c.receive('a/b/c/d', buf(String(i)));
@@ -129,7 +129,8 @@ test('a failed write is retried with backoff and nothing is lost', async () => {
     await sleep(5);
     c.receive('a/b/c/d', buf('2'));
     await sleep(100);
-    assert.deepEqual(db.batches.flat().map((i) => i.value), [1, 2]);
+    // (with two writes in flight, the retried batch may commit after the next one)
+    assert.deepEqual(db.batches.flat().map((i) => i.value).sort(), [1, 2]);
     const failed = events.filter((e) => e.type === 'write-failed');
     assert.equal(failed.length, 2);
     assert.deepEqual(failed.map((e) => e.retryInMs), [10, 20]);
@@ -201,4 +202,80 @@ test('close gives up after one attempt when the database is down', async () => {
     const unwritten = await c.close(3000);
     assert.equal(unwritten, 1);
     assert.ok(Date.now() - started < 1000);
+});
+
+test('each message\'s meta travels with it: to write beside its item, back to done', async () => {
+    const db = fakeDb();
+    const metas = [];
+    const write = db.write;
+    db.write = async (items, m) => { metas.push(m); return write(items); };
+    const { c } = core(db, { lingerMs: 0 });
+    const done = [];
+    c.receive('a/b/c/d', buf('1'), (err, meta) => done.push([err, meta]), { id: 'm1' });
+    c.receive('a/b/c', buf('1'), (err, meta) => done.push([err, meta]), { id: 'm2' }); // a reject
+    await sleep(20);
+    assert.deepEqual(metas, [[{ id: 'm1' }, { id: 'm2' }]]);
+    assert.deepEqual(done, [[undefined, { id: 'm1' }], [undefined, { id: 'm2' }]]);
+    await c.close();
+});
+
+test('with batchIgnored, commands travel in the batch (storing nothing) and are done in order', async () => {
+    const db = fakeDb();
+    const { c } = core(db, { lingerMs: 0, batchIgnored: true });
+    const done = [];
+    c.receive('a/b/c/d', buf('1'), () => done.push('reading'));
+    c.receive('a/b/c/d/set', buf('0'), () => done.push('command'));
+    assert.deepEqual(done, [], 'not done before the batch commits');
+    await sleep(20);
+    assert.deepEqual(done, ['reading', 'command']);
+    assert.deepEqual(db.batches[0].map((i) => i.kind), ['reading', 'ignored']);
+    assert.equal(c.stats().ignored, 1);
+    assert.equal(c.stats().stored, 1);
+    await c.close();
+});
+
+test('a message not taken (buffer full, stopping) gets a retryable error: it may come again', async () => {
+    const db = fakeDb();
+    const { c } = core(db, { lingerMs: 10000, maxBuffered: 1 });
+    const errors = [];
+    c.receive('a/b/c/d', buf('1'));
+    c.receive('a/b/c/d', buf('2'), (err, meta) => errors.push([err.retryable, meta]), 'full');
+    await c.close(1000);
+    c.receive('a/b/c/d', buf('3'), (err, meta) => errors.push([err.retryable, meta]), 'stopping');
+    assert.deepEqual(errors, [[true, 'full'], [true, 'stopping']]);
+});
+
+test('two writes in flight by default: the next batch is sent while one is being committed', async () => {
+    const db = fakeDb();
+    db.delayMs = 30;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const write = db.write;
+    db.write = async (items) => {
+        inFlight += 1;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        try { return await write(items); } finally { inFlight -= 1; }
+    };
+    const { c } = core(db, { batchSize: 2, lingerMs: 5 });
+    const done = [];
+    for (let i = 0; i < 6; i++) c.receive('a/b/c/d', buf(String(i)), () => done.push(i));
+    await sleep(150);
+    assert.equal(maxInFlight, 2);
+    assert.deepEqual(db.batches.flat().map((i) => i.value).sort(), [0, 1, 2, 3, 4, 5]);
+    assert.deepEqual(done.sort(), [0, 1, 2, 3, 4, 5]);
+    await c.close();
+});
+
+test('when both writes in flight fail, one retry takes both batches, and nothing is lost', async () => {
+    const db = fakeDb();
+    db.delayMs = 5;
+    db.failures.push(new Error('down'), new Error('down'));
+    const { c, events } = core(db, { batchSize: 1, lingerMs: 0 });
+    c.receive('a/b/c/d', buf('1'));
+    c.receive('a/b/c/d', buf('2'));
+    await sleep(100);
+    assert.deepEqual(db.batches.flat().map((i) => i.value).sort(), [1, 2]);
+    assert.equal(events.filter((e) => e.type === 'write-failed').length, 1, 'one warning for the episode');
+    assert.equal(c.stats().errors, 2);
+    await c.close();
 });

@@ -3,12 +3,15 @@
 // node-red-node-test-helper. The database is a fake pool: the real one is store.test.js.
 // Assertions inside message handlers are wrapped in try/catch → done(e): Node-RED would
 // swallow the exception otherwise.
-const { describe, it, before, after, afterEach } = require('node:test');
+const { describe, it, before, after, afterEach, test } = require('node:test');
 const assert = require('node:assert/strict');
 const helper = require('node-red-node-test-helper');
 const octopusDb = require('../nodes/node-red-contrib-octopus/octopus-db');
 const octopusIngest = require('../nodes/node-red-contrib-octopus/octopus-ingest');
-const { INGEST_SQL } = require('../nodes/node-red-contrib-octopus/lib/store');
+const { INGEST_SQL, INGEST_WITH_RECEIPT_SQL } = require('../nodes/node-red-contrib-octopus/lib/store');
+const { mosquittoBinary, startMosquitto, testClient } = require('./helpers/mosquitto');
+// Node-RED's own MQTT nodes: the ingest reads its broker settings from an mqtt-broker node.
+const mqttNodes = require('@node-red/nodes/core/network/10-mqtt.js');
 
 helper.init(require.resolve('node-red'));
 
@@ -21,7 +24,7 @@ const flow = (ingestProps = {}) => [
     { id: 'stats', type: 'helper', z: 'tab', x: 0, y: 0 },
 ];
 
-/** A pool stand-in: records queries, fails the first `failures` of them. */
+/** A pool stand-in: records queries, fails the first `failures` of them; no receipts. */
 function fakePool(failures = 0) {
     const pool = { queries: [], failures };
     pool.query = async (text, values) => {
@@ -29,6 +32,7 @@ function fakePool(failures = 0) {
             pool.failures -= 1;
             throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         }
+        if (/FROM ingest_receipts/.test(text)) return { rows: [] };
         pool.queries.push({ text, values });
         return { rows: [{ inserted: values[0].length }] };
     };
@@ -141,3 +145,86 @@ describe('octopus-ingest in Node-RED', () => {
         assert.ok(errors.some((m) => /needs an octopus-db config node/.test(m)));
     });
 });
+
+const waitUntil = async (probe, what, timeoutMs = 10000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!probe()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        // eslint-disable-next-line no-await-in-loop
+        await new Promise((r) => setTimeout(r, 20));
+    }
+};
+
+if (!mosquittoBinary()) {
+    test('octopus-ingest subscribing through a real Mosquitto', {
+        skip: 'no mosquitto binary (set OCTOPUS_TEST_MOSQUITTO, or install mosquitto): the node is not tested against a broker',
+    }, () => {});
+} else describe('octopus-ingest subscribing through a real Mosquitto', () => {
+    let broker;
+    before(async () => {
+        broker = await startMosquitto(['max_queued_messages 100000']);
+        await new Promise((resolve) => helper.startServer(resolve));
+    });
+    after(async () => {
+        await new Promise((resolve) => helper.stopServer(resolve));
+        if (broker) await broker.stop();
+    });
+    afterEach(() => helper.unload());
+
+    // As in flows/octopus.json: the broker config node, the ingest subscribing through it.
+    const brokerFlow = (port) => [
+        { id: 'tab', type: 'tab', label: 'test' },
+        { id: 'db', type: 'octopus-db', name: 'test db' },
+        {
+            id: 'octopus-broker', type: 'mqtt-broker', name: 'test broker', broker: '127.0.0.1', port: String(port),
+            clientid: 'nr-node-test', protocolVersion: '5', cleansession: true, keepalive: '60',
+        },
+        {
+            id: 'in', type: 'octopus-ingest', z: 'tab', x: 0, y: 0, db: 'db', broker: 'octopus-broker',
+            topic: '$share/node-test/#', lingerMs: '5', receiveMaximum: '100', wires: [['live'], ['stats']],
+        },
+        { id: 'live', type: 'helper', z: 'tab', x: 0, y: 0 },
+        { id: 'stats', type: 'helper', z: 'tab', x: 0, y: 0 },
+    ];
+
+    it('subscribes itself with a client id of its own, stores, acknowledges after the commit, reports', async () => {
+        const pool = fakePool();
+        await new Promise((resolve) => helper.load([mqttNodes, octopusDb, octopusIngest], brokerFlow(broker.port), resolve));
+        helper.getNode('db').getPool = () => pool;
+        const ingest = helper.getNode('in');
+        const readings = [];
+        helper.getNode('live').on('input', (msg) => readings.push(...msg.payload.readings));
+        await waitUntil(() => ingest.ingest.consumer.connected, 'the connection');
+        assert.equal(ingest.ingest.consumer.opts.clientId, 'nr-node-test-ingest');
+        assert.equal(ingest.ingest.consumer.receiveMaximum, 100);
+        await new Promise((r) => setTimeout(r, 50)); // the SUBACK
+        const pub = await testClient(broker.port);
+        await Promise.all(['1', '2', '3'].map((v) => pub.publish('oficina/servidores/servidor1/temperatura', v)));
+        pub.close();
+        await waitUntil(() => readings.length === 3, 'three readings on octopus/live');
+        await waitUntil(() => ingest.ingest.consumer.counters.acked === 3, 'three PUBACKs');
+        assert.equal(pool.queries[0].text, INGEST_WITH_RECEIPT_SQL);
+        assert.equal(pool.queries[0].values[17], 'nr-node-test-ingest', 'the receipt names the worker');
+        const stats = ingest.ingest.stats();
+        for (const k of ['inflight', 'redelivered', 'acked', 'received', 'stored']) assert.ok(k in stats, k);
+        const statuses = helper.log().args.filter((a) => a[0].type === 'octopus-ingest').map((a) => a[0].msg);
+        assert.ok(statuses.some((m) => /connected to nr-node-test-ingest@127\.0\.0\.1/.test(m)), statuses.join('\n'));
+    });
+
+    it('an unusable broker address is reported, and the input still works', async () => {
+        const flow = brokerFlow(broker.port);
+        flow[2].broker = 'ws://127.0.0.1:9001';
+        const pool = fakePool();
+        await new Promise((resolve) => helper.load([mqttNodes, octopusDb, octopusIngest], flow, resolve));
+        helper.getNode('db').getPool = () => pool;
+        const ingest = helper.getNode('in');
+        assert.equal(ingest.ingest, null);
+        const errors = helper.log().args.filter((a) => a[0].level === helper.log().ERROR).map((a) => a[0].msg);
+        assert.ok(errors.some((m) => /MQTT over TCP or TLS, not ws:/.test(m)), errors.join('\n'));
+        const live = new Promise((resolve) => helper.getNode('live').on('input', resolve));
+        ingest.receive({ topic: 'a/b/c/d', payload: Buffer.from('1') });
+        await live;
+        assert.equal(pool.queries[0].text, INGEST_SQL);
+    });
+});
+

@@ -10,7 +10,7 @@ const { poolConfigFromEnv, describe } = require('../nodes/node-red-contrib-octop
 test('ingest settings: node property, else environment, else default', () => {
     const env = { INGEST_BATCH_SIZE: '200', INGEST_LINGER_MS: '0' };
     const { settings, problems } = resolveSettings({ batchSize: '', lingerMs: '', maxPayloadBytes: '1000' }, env);
-    assert.deepEqual(settings, { batchSize: 200, lingerMs: 0, maxPayloadBytes: 1000, maxBuffered: 100000 });
+    assert.deepEqual(settings, { batchSize: 200, lingerMs: 0, maxPayloadBytes: 1000, receiveMaximum: 10000, writesInFlight: 2, maxBuffered: 100000 });
     assert.deepEqual(problems, []);
     assert.equal(resolveSettings({ batchSize: '7' }, env).settings.batchSize, 7);
     assert.equal(resolveSettings({}, {}).settings.batchSize, 500);
@@ -25,6 +25,19 @@ test('ingest settings: a bad value is reported and replaced by the default', () 
         'INGEST_LINGER_MS="-5" is not a whole number ≥ 0; using 50',
     ]);
     assert.match(resolveSettings({ batchSize: '0' }, {}).problems[0], /^property batchSize="0"/);
+});
+
+test('ingest settings: the receive maximum follows the batch size, and the buffer holds twice it', () => {
+    assert.equal(resolveSettings({}, { INGEST_BATCH_SIZE: '2000' }).settings.receiveMaximum, 40000);
+    assert.equal(resolveSettings({}, { INGEST_BATCH_SIZE: '5000' }).settings.receiveMaximum, 65535, 'MQTT caps it');
+    assert.equal(resolveSettings({}, { INGEST_RECEIVE_MAXIMUM: '300' }).settings.receiveMaximum, 300);
+    const tooBig = resolveSettings({}, { INGEST_RECEIVE_MAXIMUM: '70000' });
+    assert.equal(tooBig.settings.receiveMaximum, 10000);
+    assert.deepEqual(tooBig.problems, ['INGEST_RECEIVE_MAXIMUM="70000" is not a whole number from 1 to 65535; using 10000']);
+    // the ingest's own drop-when-full path must stay unreachable
+    const small = resolveSettings({ maxBuffered: '1000' }, { INGEST_RECEIVE_MAXIMUM: '60000' });
+    assert.equal(small.settings.maxBuffered, 120000);
+    assert.match(small.problems[0], /must hold twice the receive maximum/);
 });
 
 test('database settings come from the standard PG* variables by default', () => {

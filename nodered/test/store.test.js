@@ -1,19 +1,19 @@
 'use strict';
 // The store against a real PostgreSQL: set OCTOPUS_TEST_PG to a libpq connection URL
 // (postgresql://user:password@host:port/db) of a server that is already running; this test
-// starts nothing. It works in a schema of its own, made from
-// postgres/migrations/001_initial.sql and dropped afterwards.
+// starts nothing. It works in a schema of its own, made from postgres/migrations/*.sql and
+// dropped afterwards.
 const { describe, it, before, after, test } = require('node:test');
 const crypto = require('crypto');
 const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
 const { Client } = require('pg');
-const { writeItems, isDataError } = require('../nodes/node-red-contrib-octopus/lib/store');
+const { writeItems, loadReceipts, isDataError } = require('../nodes/node-red-contrib-octopus/lib/store');
 const { IngestCore } = require('../nodes/node-red-contrib-octopus/lib/ingest-core');
 
 const URL = process.env.OCTOPUS_TEST_PG;
-const MIGRATION = path.join(__dirname, '..', '..', 'postgres', 'migrations', '001_initial.sql');
+const MIGRATIONS = path.join(__dirname, '..', '..', 'postgres', 'migrations');
 
 if (!URL) {
     test('store against a real PostgreSQL', {
@@ -28,7 +28,10 @@ if (!URL) {
         await client.connect();
         await client.query(`CREATE SCHEMA ${schema}`);
         await client.query(`SET search_path TO ${schema}`);
-        await client.query(fs.readFileSync(MIGRATION, 'utf8'));
+        for (const f of fs.readdirSync(MIGRATIONS).filter((n) => n.endsWith('.sql')).sort()) {
+            // eslint-disable-next-line no-await-in-loop
+            await client.query(fs.readFileSync(path.join(MIGRATIONS, f), 'utf8'));
+        }
     });
     after(async () => {
         if (!client) return;
@@ -104,5 +107,27 @@ if (!URL) {
         const rej = await client.query("SELECT reason FROM rejects WHERE topic = 'planta/linea1/motor2'");
         assert.deepEqual(rej.rows, [{ reason: 'topic has 3 levels, expected <site>/<room>/<device>/<attribute>' }]);
         assert.deepEqual(core.stats().ignored, 1);
+    });
+
+    it('a batch with its receipt: both in one transaction, older receipts pruned in it', async () => {
+        const reading = (v) => ({ ...items[0], attribute: 'receipt', ts: `2026-11-22T13:00:0${v}Z`, value: v });
+        const receipt = (batchSeq, keepFrom, packetIds) => ({
+            worker: 'w1-ingest', batchSeq, keepFrom, packetIds, hashes: packetIds.map((p) => 2 ** 52 + p),
+        });
+        assert.equal(await writeItems(client, [reading(1)], receipt(1, 1, [101])), 1);
+        assert.equal(await writeItems(client, [reading(2)], receipt(2, 1, [102, 103])), 1);
+        assert.equal(await writeItems(client, [], receipt(3, 1, [])), 0, 'nothing to remember: no row');
+        assert.deepEqual(await loadReceipts(client, 'w1-ingest'), [
+            { batchSeq: 1, packetIds: [101], hashes: [2 ** 52 + 101] },
+            { batchSeq: 2, packetIds: [102, 103], hashes: [2 ** 52 + 102, 2 ** 52 + 103] },
+        ]);
+        assert.deepEqual(await loadReceipts(client, 'another-ingest'), []);
+        // the broker confirmed batch 1: the next batch's transaction removes its receipt
+        await writeItems(client, [reading(4)], receipt(4, 2, [104]));
+        assert.deepEqual((await loadReceipts(client, 'w1-ingest')).map((r) => r.batchSeq), [2, 4]);
+        // a batch that fails leaves no receipt and prunes nothing
+        const long = { ...items[0], device: crypto.randomBytes(1500).toString('hex') };
+        await assert.rejects(writeItems(client, [long], receipt(5, 5, [105])));
+        assert.deepEqual((await loadReceipts(client, 'w1-ingest')).map((r) => r.batchSeq), [2, 4]);
     });
 });

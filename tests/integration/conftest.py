@@ -11,9 +11,8 @@ import psycopg
 import pytest
 import requests
 
-from launcher import settings
-from launcher.stack import Stack
-from tests.helpers import ROOT, free_port, make_state_dir
+from launcher.stack import Stack, isolated_config
+from tests.helpers import ROOT, make_state_dir
 
 
 def wait_for(probe, timeout=20.0, interval=0.2, what="condition"):
@@ -96,9 +95,7 @@ class Platform:
 
 def platform_config(state_dir):
     """A configuration as `./octopus up` writes on first run, with free ports and test knobs."""
-    config = settings.generated(ROOT / ".env.example")
-    for key in ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT"):
-        config[key] = str(free_port())
+    config = isolated_config()
     flows_dir = state_dir / "flows"
     shutil.copytree(ROOT / "flows", flows_dir)
     config.update(

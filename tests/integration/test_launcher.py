@@ -11,10 +11,10 @@ import psycopg
 import requests
 from dotenv import dotenv_values
 
-from tests.helpers import ROOT, free_port, make_state_dir
+from launcher.stack import SERVICE_PORTS, free_port
+from tests.helpers import ROOT, make_state_dir
 from tests.integration.conftest import wait_for
 
-PORT_KEYS = ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT")
 
 
 def start_up(env):
@@ -47,7 +47,7 @@ def test_run_command_starts_stops_and_restarts_safely():
     state = make_state_dir("octopus-up-")
     env = dict(os.environ, OCTOPUS_ENV_FILE=str(state / ".env"),
                OCTOPUS_STATE_DIR=str(state / "var"), SIM_DEVICES="2", SIM_INTERVAL_S="1")
-    ports = {key: str(free_port()) for key in PORT_KEYS}
+    ports = {key: str(free_port()) for key in SERVICE_PORTS}
     env.update(ports)
 
     proc, lines = start_up(env)

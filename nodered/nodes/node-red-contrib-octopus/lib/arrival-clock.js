@@ -16,11 +16,19 @@ function createArrivalClock(nowMs = Date.now) {
     };
 }
 
+// Under load tens of readings arrive in the same millisecond: its text is made once.
+let cachedMs = NaN;
+let cachedPrefix = '';
+
 /** Microseconds since the epoch → ISO 8601 with six decimals, e.g. 2026-11-22T12:00:00.123456Z. */
 function microsToIso(us) {
     const ms = Math.floor(us / 1000);
-    const extra = String(us - ms * 1000).padStart(3, '0');
-    return new Date(ms).toISOString().replace('Z', `${extra}Z`);
+    if (ms !== cachedMs) {
+        cachedMs = ms;
+        cachedPrefix = new Date(ms).toISOString().slice(0, -1); // without the Z
+    }
+    const extra = us - ms * 1000;
+    return `${cachedPrefix}${extra < 10 ? '00' : extra < 100 ? '0' : ''}${extra}Z`;
 }
 
 module.exports = { createArrivalClock, microsToIso };

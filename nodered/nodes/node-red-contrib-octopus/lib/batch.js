@@ -4,7 +4,10 @@
  * octopus/live publishes it (doc/topics.md). Plain module: no Node-RED.
  */
 
-/** Items (from classify.js) → the 17 parameters of ingest_batch, in its order. */
+/**
+ * Items (from classify.js) → the 17 parameters of ingest_batch, in its order. Other kinds
+ * (`ignored`, which the broker ingest batches too) contribute nothing.
+ */
 function toIngestParams(items) {
     const m = { site: [], room: [], device: [], attribute: [], ts: [], num: [], txt: [], unit: [] };
     const s = { site: [], room: [], device: [], status: [], ts: [] };

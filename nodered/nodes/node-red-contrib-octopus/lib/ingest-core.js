@@ -1,16 +1,22 @@
 'use strict';
 /**
- * The ingest pipeline without Node-RED: classify each message, batch, write batches one at a
- * time and in order, retry a failed write with backoff, keep counters.
+ * The ingest pipeline without Node-RED: classify each message, batch, write batches (a few
+ * at once), retry a failed write with backoff, keep counters.
  *
  * Every message is handed in with a `done` callback that is called only once the batch
- * holding it is committed (or with an error if it is dropped). The Node-RED wrapper passes
- * Node-RED's own `done`; acknowledging MQTT after the commit can hang off the same callback.
+ * holding it is committed (or with an error if it is dropped), and an optional `meta` that
+ * travels with it: `write` gets the batch's metas beside its items (broker-ingest.js
+ * records the batch's MQTT packet ids with it), `done` gets it back as its second argument.
+ * An error with `retryable` set means the message was not taken and may come again (the
+ * ingest is stopping, or its buffer is full); any other error means it never will be
+ * stored.
  */
 
 const { classifyMessage } = require('./classify');
 const { createArrivalClock } = require('./arrival-clock');
 const { isDataError } = require('./store');
+
+const noop = () => {};
 
 const DEFAULTS = {
     batchSize: 500,
@@ -18,17 +24,21 @@ const DEFAULTS = {
     maxBuffered: 100000,
     maxPayloadBytes: 65536,
     retryInitialMs: 500,
+    writesInFlight: 2,
     retryMaxMs: 30000,
 };
 
 class IngestCore {
     /**
      * @param {object} opts
-     * @param {(items: object[]) => Promise<number>} opts.write  stores a batch, resolves to
-     *        the measurements inserted (store.writeItems bound to a pool)
+     * @param {(items: object[], metas: any[]) => Promise<number>} opts.write  stores a
+     *        batch, resolves to the measurements inserted (store.writeItems bound to a pool)
      * @param {(items: object[], inserted: number) => void} [opts.onCommitted]
      * @param {(event: object) => void} [opts.onEvent]  write-failed, buffer-full, buffer-ok,
      *        data-error, dropped-unwritable
+     * @param {boolean} [opts.batchIgnored]  commands and platform topics travel in a batch
+     *        (storing nothing) instead of being done at once, so that their `done` comes in
+     *        order and their meta is written with a batch
      */
     constructor(opts) {
         this.opts = { ...DEFAULTS, ...opts };
@@ -40,7 +50,7 @@ class IngestCore {
         this.current = []; // entries {item, done} of the batch being filled
         this.queue = []; // sealed batches (arrays of entries), oldest first
         this.buffered = 0; // entries in current + queue, bounded by maxBuffered
-        this.writing = false;
+        this.writing = 0; // batches being written
         this.lingerTimer = null;
         this.lingerDue = false;
         this.retryTimer = null;
@@ -54,20 +64,30 @@ class IngestCore {
         this.since = new Date(opts.nowMs ? opts.nowMs() : Date.now()).toISOString();
     }
 
-    /** Take one MQTT message (payload a Buffer); `done(err?)` is called after its commit. */
-    receive(topic, payload, done = () => {}) {
+    /**
+     * Take one MQTT message (payload a Buffer); `done(err?, meta)` is called after its
+     * commit.
+     */
+    receive(topic, payload, done = noop, meta = undefined) {
         this.counters.received += 1;
         const item = classifyMessage(topic, payload, this.nextArrivalUs(), this.opts.maxPayloadBytes);
         if (item.kind === 'ignored') {
             this.counters.ignored += 1;
-            done();
-            return item;
+            if (!this.opts.batchIgnored) {
+                done(undefined, meta);
+                return item;
+            }
         }
+        this.add(item, done, meta);
+        return item;
+    }
+
+    add(item, done, meta) {
         if (this.closing || this.buffered >= this.opts.maxBuffered) {
-            this.drop(done);
-            return item;
+            this.drop(done, meta);
+            return;
         }
-        this.current.push({ item, done });
+        this.current.push({ item, done, meta });
         this.buffered += 1;
         if (this.current.length >= this.opts.batchSize) {
             this.seal();
@@ -75,7 +95,6 @@ class IngestCore {
             this.lingerTimer = setTimeout(() => this.lingerExpired(), this.opts.lingerMs);
         }
         this.pump();
-        return item;
     }
 
     /** Counters since start, as published on octopus/stats/ingest. */
@@ -127,34 +146,42 @@ class IngestCore {
 
     // --- writing -----------------------------------------------------------------------
 
+    // Up to `writesInFlight` batches are written at once, each in its own transaction: while
+    // PostgreSQL executes one, the next is prepared and sent. Their order does not matter to
+    // the data (idempotent inserts; last values and statuses compare timestamps), and the
+    // broker ingest acknowledges messages in arrival order whatever order batches commit in.
     pump() {
-        if (this.writing || this.retryTimer) return;
-        if (this.queue.length === 0 && this.lingerDue && this.current.length > 0) this.seal();
-        if (this.queue.length === 0) return;
-        this.writing = true;
-        const batch = this.queue[0];
-        this.writeBatch(batch).then(
-            () => {
-                this.queue.shift();
-                this.writing = false;
-                this.retryDelayMs = this.opts.retryInitialMs;
-                this.afterRelease();
-                this.pump();
-            },
-            (error) => {
-                this.writing = false;
-                this.counters.errors += 1;
-                const retryInMs = this.retryDelayMs;
-                this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.opts.retryMaxMs);
-                this.onEvent({ type: 'write-failed', error, retryInMs, buffered: this.buffered });
-                if (this.closing) {
-                    // one last attempt was made: do not keep Node-RED waiting on a dead database
-                    this.drainWaiters.splice(0).forEach((fn) => fn());
-                } else {
-                    this.retryTimer = setTimeout(() => this.retryNow(), retryInMs);
-                }
-            },
-        );
+        if (this.retryTimer) return;
+        while (this.writing < this.opts.writesInFlight) {
+            if (this.queue.length === 0 && this.lingerDue && this.current.length > 0) this.seal();
+            if (this.queue.length === 0) return;
+            const batch = this.queue.shift();
+            this.writing += 1;
+            this.writeBatch(batch).then(
+                () => {
+                    this.writing -= 1;
+                    this.retryDelayMs = this.opts.retryInitialMs;
+                    this.afterRelease();
+                    this.pump();
+                },
+                (error) => {
+                    this.writing -= 1;
+                    // what of it is not written yet goes first again
+                    this.queue.unshift(batch);
+                    this.counters.errors += 1;
+                    if (this.retryTimer) return; // another write failed too: one retry for all
+                    const retryInMs = this.retryDelayMs;
+                    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.opts.retryMaxMs);
+                    this.onEvent({ type: 'write-failed', error, retryInMs, buffered: this.buffered });
+                    if (this.closing) {
+                        // one last attempt was made: do not keep Node-RED waiting on a dead database
+                        this.drainWaiters.splice(0).forEach((fn) => fn());
+                    } else {
+                        this.retryTimer = setTimeout(() => this.retryNow(), retryInMs);
+                    }
+                },
+            );
+        }
     }
 
     retryNow() {
@@ -166,7 +193,7 @@ class IngestCore {
     /** Write one batch; a batch the database refuses for its data is written item by item. */
     async writeBatch(batch) {
         try {
-            const inserted = await this.write(batch.map((e) => e.item));
+            const inserted = await this.write(batch.map((e) => e.item), batch.map((e) => e.meta));
             this.commit(batch.splice(0), inserted);
         } catch (error) {
             if (!isDataError(error)) throw error;
@@ -183,7 +210,7 @@ class IngestCore {
             const entry = batch[0];
             let inserted;
             try {
-                inserted = await this.write([entry.item]);
+                inserted = await this.write([entry.item], [entry.meta]);
             } catch (error) {
                 if (!isDataError(error)) throw error;
                 if (entry.item.kind === 'reject') {
@@ -191,7 +218,7 @@ class IngestCore {
                     batch.shift();
                     this.counters.dropped += 1;
                     this.buffered -= 1;
-                    entry.done(error);
+                    entry.done(error, entry.meta);
                     continue;
                 }
                 entry.item = refusedByDatabase(entry.item, error);
@@ -209,7 +236,7 @@ class IngestCore {
         this.buffered -= entries.length;
         // What happens after the commit must never make a committed batch look unwritten.
         try {
-            for (const e of entries) e.done();
+            for (const e of entries) e.done(undefined, e.meta);
             this.onCommitted(items, inserted);
         } catch (error) {
             this.onEvent({ type: 'after-commit-failed', error });
@@ -218,15 +245,17 @@ class IngestCore {
 
     // --- bounds ------------------------------------------------------------------------
 
-    drop(done) {
+    drop(done, meta) {
         this.counters.dropped += 1;
         if (!this.bufferFull && !this.closing) {
             this.bufferFull = true;
             this.onEvent({ type: 'buffer-full', buffered: this.buffered });
         }
-        done(new Error(this.closing
+        const error = new Error(this.closing
             ? 'ingest is stopping: message not taken'
-            : `ingest buffer full (${this.opts.maxBuffered} messages waiting for the database): message dropped`));
+            : `ingest buffer full (${this.opts.maxBuffered} messages waiting for the database): message dropped`);
+        error.retryable = true; // not taken, not stored: a broker may send it again
+        done(error, meta);
     }
 
     afterRelease() {

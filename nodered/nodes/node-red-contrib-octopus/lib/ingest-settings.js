@@ -6,37 +6,72 @@
  */
 
 const { DEFAULTS } = require('./ingest-core');
+const { MAX_RECEIVE_MAXIMUM } = require('./acking-consumer');
+
+// The broker may have this many messages unacknowledged with the ingest: enough batches in
+// flight that waiting for commits never throttles it (a batch being written, the next ones
+// filling), and few enough to bound memory while the database is slow.
+const BATCHES_IN_FLIGHT = 20;
+const MIN_DEFAULT_RECEIVE_MAXIMUM = 10000;
 
 const SETTINGS = [
-    // [setting, node property, environment variable, minimum]
-    ['batchSize', 'batchSize', 'INGEST_BATCH_SIZE', 1],
-    ['lingerMs', 'lingerMs', 'INGEST_LINGER_MS', 0],
-    ['maxPayloadBytes', 'maxPayloadBytes', 'INGEST_MAX_PAYLOAD_BYTES', 1],
-    ['maxBuffered', 'maxBuffered', null, 1],
+    // [setting, node property, environment variable, minimum, maximum]
+    ['batchSize', 'batchSize', 'INGEST_BATCH_SIZE', 1, Infinity],
+    ['lingerMs', 'lingerMs', 'INGEST_LINGER_MS', 0, Infinity],
+    ['maxPayloadBytes', 'maxPayloadBytes', 'INGEST_MAX_PAYLOAD_BYTES', 1, Infinity],
+    ['receiveMaximum', 'receiveMaximum', 'INGEST_RECEIVE_MAXIMUM', 1, MAX_RECEIVE_MAXIMUM],
+    // batches written at once, each on its own connection of octopus-db's pool (4)
+    ['writesInFlight', 'writesInFlight', 'INGEST_WRITES_IN_FLIGHT', 1, 4],
+    ['maxBuffered', 'maxBuffered', null, 1, Infinity],
 ];
+
+/** The receive maximum when none is set: BATCHES_IN_FLIGHT batches, at least 10,000. */
+function defaultReceiveMaximum(batchSize) {
+    return Math.min(MAX_RECEIVE_MAXIMUM, Math.max(MIN_DEFAULT_RECEIVE_MAXIMUM, batchSize * BATCHES_IN_FLIGHT));
+}
 
 /** Resolve the settings from node `config` and `env`: {settings, problems}. */
 function resolveSettings(config, env) {
     const settings = {};
     const problems = [];
-    for (const [key, prop, envName, min] of SETTINGS) {
+    const defaults = { ...DEFAULTS };
+    for (const [key, prop, envName, min, max] of SETTINGS) {
+        if (key === 'receiveMaximum') defaults.receiveMaximum = defaultReceiveMaximum(settings.batchSize);
         const fromNode = config[prop] !== undefined && String(config[prop]).trim() !== '';
         const fromEnv = !fromNode && envName && env[envName] !== undefined && env[envName] !== '';
         const raw = fromNode ? String(config[prop]).trim() : fromEnv ? env[envName].trim() : null;
         if (raw === null) {
-            settings[key] = DEFAULTS[key];
+            settings[key] = defaults[key];
             continue;
         }
         const n = Number(raw);
-        if (!/^\d+$/.test(raw) || n < min) {
+        if (!/^\d+$/.test(raw) || n < min || n > max) {
             const source = fromNode ? `property ${prop}` : envName;
-            problems.push(`${source}=${JSON.stringify(raw)} is not a whole number ≥ ${min}; using ${DEFAULTS[key]}`);
-            settings[key] = DEFAULTS[key];
+            const range = max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`;
+            problems.push(`${source}=${JSON.stringify(raw)} is not a whole number ${range}; using ${defaults[key]}`);
+            settings[key] = defaults[key];
         } else {
             settings[key] = n;
         }
     }
+    // The broker never has more than receiveMaximum messages with us per connection, and
+    // after a reconnect those of the previous connection may still be in the buffer: with
+    // room for twice that, the buffer can never be full, so nothing is ever dropped.
+    const needed = 2 * settings.receiveMaximum;
+    if (settings.maxBuffered < needed) {
+        problems.push(`the buffer limit (${settings.maxBuffered}) must hold twice the receive maximum ` +
+            `(${settings.receiveMaximum}); using ${needed}`);
+        settings.maxBuffered = needed;
+    }
     return { settings, problems };
 }
 
-module.exports = { resolveSettings };
+/**
+ * INGEST_LEAVE_GROUP_ON_STOP: true for a worker being retired, so that on stop it leaves the
+ * shared subscription (its share then goes to the others) instead of keeping its session.
+ */
+function leaveGroupOnStop(env) {
+    return /^(1|true|yes|on)$/i.test(String(env.INGEST_LEAVE_GROUP_ON_STOP || '').trim());
+}
+
+module.exports = { resolveSettings, defaultReceiveMaximum, leaveGroupOnStop };

@@ -1,7 +1,9 @@
 'use strict';
 /**
  * Writing a batch to PostgreSQL: one parameterized call of ingest_batch(...) per batch, one
- * round trip, one transaction. Message text only ever travels as parameters.
+ * round trip, one transaction; with a receipt (the batch's MQTT packet ids and message
+ * hashes, see redelivery-ledger.js) ingest_batch_with_receipt(...), which writes both in
+ * that transaction (postgres/migrations/002). Message text only ever travels as parameters.
  */
 
 const { toIngestParams } = require('./batch');
@@ -11,10 +13,37 @@ const INGEST_SQL =
     '$6::float8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], ' +
     '$13::timestamptz[], $14::text[], $15::text[], $16::bytea[], $17::int[]) AS inserted';
 
-/** Write items with `queryable` (a pg Pool or Client); resolves to the measurements inserted. */
-async function writeItems(queryable, items) {
-    const result = await queryable.query(INGEST_SQL, toIngestParams(items));
+const INGEST_WITH_RECEIPT_SQL =
+    'SELECT ingest_batch_with_receipt($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], ' +
+    '$6::float8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], ' +
+    '$13::timestamptz[], $14::text[], $15::text[], $16::bytea[], $17::int[], ' +
+    '$18::text, $19::bigint, $20::bigint, $21::int[], $22::bigint[]) AS inserted';
+
+/**
+ * Write items with `queryable` (a pg Pool or Client); resolves to the measurements
+ * inserted. `receipt` ({worker, batchSeq, keepFrom, packetIds, hashes}) is written in the same
+ * transaction, and the worker's receipts before keepFrom are deleted.
+ */
+async function writeItems(queryable, items, receipt = null) {
+    const params = toIngestParams(items);
+    let sql = INGEST_SQL;
+    if (receipt) {
+        sql = INGEST_WITH_RECEIPT_SQL;
+        params.push(receipt.worker, receipt.batchSeq, receipt.keepFrom, receipt.packetIds, receipt.hashes);
+    }
+    const result = await queryable.query(sql, params);
     return result.rows[0].inserted;
+}
+
+/** A worker's receipts, oldest first: [{batchSeq, packetIds: number[], hashes: number[]}]. */
+async function loadReceipts(queryable, worker) {
+    const result = await queryable.query(
+        'SELECT batch_seq::text AS batch_seq, packet_ids, hashes::text[] AS hashes ' +
+        'FROM ingest_receipts WHERE worker = $1 ORDER BY batch_seq',
+        [worker]);
+    return result.rows.map((r) => ({
+        batchSeq: Number(r.batch_seq), packetIds: r.packet_ids, hashes: r.hashes.map(Number),
+    }));
 }
 
 // SQLSTATE classes that mean "this data can never be written" rather than "try again":
@@ -26,4 +55,4 @@ function isDataError(err) {
     return Boolean(err && typeof err.code === 'string' && DATA_ERROR_CLASSES.has(err.code.slice(0, 2)));
 }
 
-module.exports = { writeItems, isDataError, INGEST_SQL };
+module.exports = { writeItems, loadReceipts, isDataError, INGEST_SQL, INGEST_WITH_RECEIPT_SQL };
