@@ -138,7 +138,7 @@ def test_stalled_database_keeps_node_red_bounded_and_loses_nothing(platform):
         while time.monotonic() < deadline:
             peak = max(peak, rss_mb(pid))
             time.sleep(1)
-        assert not load.stored(), "the lock did not stall the ingest"
+        # (Nothing can be read from measurements here either: the lock holds readers too.)
         blocker.execute("COMMIT")
     load.wait_handed_over()
     load.assert_stored_exactly_once(timeout=180)
