@@ -7,11 +7,10 @@
 // exactly-once.
 const { describe, it, before, after, afterEach, test } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const path = require('path');
 const { BrokerIngest } = require('../nodes/node-red-contrib-octopus/lib/broker-ingest');
 const { writeItems, loadReceipts } = require('../nodes/node-red-contrib-octopus/lib/store');
 const { mosquittoBinary, startMosquitto, testClient } = require('./helpers/mosquitto');
+const { migratedSchema, dropSchema } = require('./helpers/database');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(probe, what, timeoutMs = 10000) {
@@ -227,7 +226,6 @@ if (!mosquittoBinary()) {
 });
 
 const PG_URL = process.env.OCTOPUS_TEST_PG;
-const MIGRATIONS = path.join(__dirname, '..', '..', 'postgres', 'migrations');
 
 if (!mosquittoBinary() || !PG_URL) {
     test('the broker ingest against Mosquitto and a real PostgreSQL', {
@@ -235,29 +233,18 @@ if (!mosquittoBinary() || !PG_URL) {
             : 'no mosquitto binary: the crash test is not run',
     }, () => {});
 } else describe('the broker ingest against Mosquitto and a real PostgreSQL', () => {
-    // eslint-disable-next-line global-require
-    const { Client } = require('pg');
-    const schema = `octopus_bi_${process.pid}_${Date.now()}`;
+    let pg;
     let broker;
     let client;
     before(async () => {
         broker = await startMosquitto(['max_queued_messages 100000']);
-        client = new Client({ connectionString: PG_URL });
-        await client.connect();
-        await client.query(`CREATE SCHEMA ${schema}`);
-        await client.query(`SET search_path TO ${schema}`);
-        for (const f of fs.readdirSync(MIGRATIONS).filter((n) => n.endsWith('.sql')).sort()) {
-            // eslint-disable-next-line no-await-in-loop
-            await client.query(fs.readFileSync(path.join(MIGRATIONS, f), 'utf8'));
-        }
+        pg = await migratedSchema(PG_URL, 'octopus_bi');
+        client = pg.client;
     });
     after(async () => {
         await Promise.all([...running].map((bi) => bi.stop(2000)));
         running.clear();
-        if (client) {
-            await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-            await client.end();
-        }
+        if (pg) await dropSchema(pg);
         if (broker) await broker.stop();
     });
 

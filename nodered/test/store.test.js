@@ -6,37 +6,26 @@
 const { describe, it, before, after, test } = require('node:test');
 const crypto = require('crypto');
 const assert = require('node:assert/strict');
-const fs = require('fs');
-const path = require('path');
-const { Client } = require('pg');
+const { migratedSchema, dropSchema } = require('./helpers/database');
 const { writeItems, loadReceipts, isDataError } = require('../nodes/node-red-contrib-octopus/lib/store');
 const { IngestCore } = require('../nodes/node-red-contrib-octopus/lib/ingest-core');
 
 const URL = process.env.OCTOPUS_TEST_PG;
-const MIGRATIONS = path.join(__dirname, '..', '..', 'postgres', 'migrations');
 
 if (!URL) {
     test('store against a real PostgreSQL', {
         skip: 'OCTOPUS_TEST_PG is not set (a libpq URL of a running PostgreSQL): not tested against a real database',
     }, () => {});
 } else describe('store against a real PostgreSQL', () => {
-    const schema = `octopus_test_${process.pid}_${Date.now()}`;
+    let db;
     let client;
 
     before(async () => {
-        client = new Client({ connectionString: URL });
-        await client.connect();
-        await client.query(`CREATE SCHEMA ${schema}`);
-        await client.query(`SET search_path TO ${schema}`);
-        for (const f of fs.readdirSync(MIGRATIONS).filter((n) => n.endsWith('.sql')).sort()) {
-            // eslint-disable-next-line no-await-in-loop
-            await client.query(fs.readFileSync(path.join(MIGRATIONS, f), 'utf8'));
-        }
+        db = await migratedSchema(URL, 'octopus_test');
+        client = db.client;
     });
     after(async () => {
-        if (!client) return;
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
+        if (db) await dropSchema(db);
     });
 
     const TS = '2026-11-22T12:00:00.123456Z';

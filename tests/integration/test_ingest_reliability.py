@@ -87,32 +87,29 @@ class SequencedLoad:
             f"{len(missing)} missing (e.g. {sorted(missing)[:5]}), {duplicated} duplicated"
 
 
-def test_node_red_killed_mid_ingest_loses_and_duplicates_nothing(platform):
-    load = SequencedLoad(platform).start()
-    load.wait_until_sent(1 / 3)
-    platform.stack.supervisor.stop("nodered", sig=signal.SIGKILL)
+def kill_node_red(stack):
+    stack.supervisor.stop("nodered", sig=signal.SIGKILL)
     time.sleep(1)
-    platform.stack.start_nodered()
-    load.wait_handed_over()
-    load.assert_stored_exactly_once()
+    stack.start_nodered()
 
 
-def test_postgresql_restarted_mid_ingest_loses_and_duplicates_nothing(platform):
-    load = SequencedLoad(platform).start()
-    load.wait_until_sent(1 / 3)
-    platform.stack.supervisor.stop("postgres")
+def restart_postgresql(stack):
+    stack.supervisor.stop("postgres")  # SIGINT: a fast shutdown, open transactions roll back
     time.sleep(2)
-    platform.stack.start_postgres()
-    load.wait_handed_over()
-    load.assert_stored_exactly_once()
+    stack.start_postgres()
 
 
-def test_mosquitto_restarted_mid_ingest_loses_and_duplicates_nothing(platform):
+def restart_mosquitto(stack):
+    stack.supervisor.stop("mosquitto")  # SIGTERM: the broker saves its sessions
+    time.sleep(1)
+    stack.start_mosquitto()
+
+
+@pytest.mark.parametrize("disrupt", [kill_node_red, restart_postgresql, restart_mosquitto])
+def test_disruption_mid_ingest_loses_and_duplicates_nothing(platform, disrupt):
     load = SequencedLoad(platform).start()
     load.wait_until_sent(1 / 3)
-    platform.stack.supervisor.stop("mosquitto")  # SIGTERM: the broker saves its sessions
-    time.sleep(1)
-    platform.stack.start_mosquitto()
+    disrupt(platform.stack)
     load.wait_handed_over()
     load.assert_stored_exactly_once()
 
