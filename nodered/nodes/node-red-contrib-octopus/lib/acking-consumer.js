@@ -93,7 +93,7 @@ class AckingConsumer extends EventEmitter {
      * @param {string} [opts.username]
      * @param {string} [opts.password]
      * @param {string[]} opts.topics  topic filters, subscribed with `qos` on every connect
-     * @param {string[]} [opts.staleTopics]  filters unsubscribed on every connect, before that
+     * @param {string[]} [opts.staleTopics]  filters unsubscribed on every connect, after that
      * @param {object} [opts.tls]  tls.connect options; plain TCP when absent
      * @param {(ticket: number) => void} [opts.onConfirmed]  the broker has processed the
      *        PUBACKs of every ticket below this one, on the current connection
@@ -488,8 +488,8 @@ class AckingConsumer extends EventEmitter {
             break;
         }
         case 'unsuback':
-            if (this.onUnsuback) this.onUnsuback('unsubscribed');
-            this.onUnsuback = null;
+            if (packet.messageId === 2 && this.onUnsuback) this.onUnsuback('unsubscribed');
+            if (packet.messageId === 2) this.onUnsuback = null;
             break;
         case 'pingresp':
             this.onPingresp();
@@ -518,13 +518,6 @@ class AckingConsumer extends EventEmitter {
         const props = packet.properties || {};
         const keepaliveS = props.serverKeepAlive !== undefined ? props.serverKeepAlive : this.opts.keepaliveS;
         this.startKeepalive(keepaliveS);
-        // Drop what the session may still hold from an earlier setting (the exclusive form
-        // after a switch to the shared one, or back): both would deliver every message.
-        if (this.opts.staleTopics && this.opts.staleTopics.length > 0) {
-            this.send(mqttPacket.generate({
-                cmd: 'unsubscribe', messageId: 3, unsubscriptions: this.opts.staleTopics,
-            }, { protocolVersion: PROTOCOL_VERSION }));
-        }
         // Subscribe on every connect: a session that the broker lost (or never had) gets its
         // subscription back; for a present session it is a no-op. (Mosquitto 2.0.11 does not
         // restore a session's *shared* subscriptions after a restart: doc/ingest.md.)
@@ -533,6 +526,16 @@ class AckingConsumer extends EventEmitter {
             messageId: 1,
             subscriptions: this.opts.topics.map((topic) => ({ topic, qos: this.opts.qos, nl: false, rap: false, rh: 1 })),
         }, { protocolVersion: PROTOCOL_VERSION }));
+        // Then drop what the session may still hold from an earlier setting (the exclusive
+        // form after a switch to the shared one, or back): both would deliver every message.
+        // After the SUBSCRIBE, not before: the broker handles them one at a time, and in
+        // between a message would have no subscription of ours (lost) rather than two (a
+        // duplicate at worst).
+        if (this.opts.staleTopics && this.opts.staleTopics.length > 0) {
+            this.send(mqttPacket.generate({
+                cmd: 'unsubscribe', messageId: 3, unsubscriptions: this.opts.staleTopics,
+            }, { protocolVersion: PROTOCOL_VERSION }));
+        }
         this.emit('connect', { sessionPresent: Boolean(packet.sessionPresent), firstTicket: this.tail });
     }
 
