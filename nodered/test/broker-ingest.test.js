@@ -22,9 +22,12 @@ async function waitFor(probe, what, timeoutMs = 10000) {
     }
 }
 
-/** Rows (sequence number → times stored) and receipts, as PostgreSQL would keep them. */
+/**
+ * Rows (sequence number → times stored), receipts and clock slots, as PostgreSQL would keep
+ * them: a reading whose (attribute, ts) is taken already is not inserted (the primary key).
+ */
 function fakeDb() {
-    const db = { rows: new Map(), receipts: new Map(), down: false, gate: null, writes: 0 };
+    const db = { rows: new Map(), keys: new Set(), receipts: new Map(), slots: new Map(), down: false, gate: null, writes: 0 };
     db.write = async (items, receipt) => {
         if (db.gate) await db.gate;
         await sleep(1);
@@ -33,6 +36,9 @@ function fakeDb() {
         let inserted = 0;
         for (const it of items) {
             if (it.kind !== 'reading') continue;
+            const key = `${it.site}/${it.room}/${it.device}/${it.attribute}@${it.ts}`;
+            if (db.keys.has(key)) continue; // ON CONFLICT DO NOTHING
+            db.keys.add(key);
             db.rows.set(it.value, (db.rows.get(it.value) || 0) + 1);
             inserted += 1;
         }
@@ -41,6 +47,10 @@ function fakeDb() {
         return inserted;
     };
     db.loadReceipts = async () => [...db.receipts.values()].sort((a, b) => a.batchSeq - b.batchSeq);
+    db.claimClockSlot = async (worker) => {
+        if (!db.slots.has(worker)) db.slots.set(worker, db.slots.size);
+        return db.slots.get(worker);
+    };
     db.duplicates = () => [...db.rows.values()].reduce((n, c) => n + c - 1, 0);
     return db;
 }
@@ -58,6 +68,7 @@ function ingest(broker, db, { clientId = `worker-${(workers += 1)}-ingest`, grou
         core: { batchSize, lingerMs: 5, maxBuffered: 2 * receiveMaximum, retryInitialMs: 20, retryMaxMs: 100 },
         write: db.write,
         loadReceipts: db.loadReceipts,
+        claimClockSlot: db.claimClockSlot && (() => db.claimClockSlot(clientId)),
     });
     bi.start();
     running.add(bi);
@@ -200,6 +211,26 @@ if (!mosquittoBinary()) {
         await waitFor(() => db.rows.size === 1000, '1000 rows');
         assert.equal(db.duplicates(), 0);
         assert.ok(one.stats().stored > 300 && two.stats().stored > 300, `${one.stats().stored} / ${two.stats().stored}`);
+    });
+
+    it('two workers stamping readings of one attribute at the same moment store every one', async () => {
+        // Each stamps arrival times in microseconds of its own (its clock slot); without them
+        // two readings could get one (attribute, ts) and the second be taken for a copy.
+        const db = fakeDb();
+        const g = nextGroup();
+        const one = ingest(broker, db, { group: g, clientId: 'clock-1-ingest' });
+        const two = ingest(broker, db, { group: g, clientId: 'clock-2-ingest' });
+        await waitFor(() => one.consumer.connected && two.consumer.connected, 'both connected');
+        await sleep(50);
+        const pub = await testClient(broker.port);
+        const sent = [];
+        for (let i = 0; i < 3000; i += 1) sent.push(pub.publish('s/load/one/seq', String(i)));
+        await Promise.all(sent);
+        pub.close();
+        await waitFor(() => one.stats().received + two.stats().received === 3000, 'all received');
+        await waitFor(() => one.stats().buffered + two.stats().buffered === 0, 'all written');
+        assert.equal(db.rows.size, 3000, `${3000 - db.rows.size} readings lost to equal timestamps`);
+        assert.deepEqual([one.stats().clockSlot, two.stats().clockSlot].sort(), [0, 1]);
     });
 
     it('a worker leaving the group on stop hands its share to the others; by default it keeps it', async () => {

@@ -69,3 +69,25 @@ test('the arrival clock never repeats and never goes back', () => {
     assert.equal(next(), 2000000);
     assert.equal(microsToIso(Date.parse('2026-11-22T12:00:00Z') * 1000 + 7), '2026-11-22T12:00:00.000007Z');
 });
+
+test('arrival clocks of workers with different slots never give the same microsecond', () => {
+    let now = Date.parse('2026-11-22T12:00:00Z');
+    const clocks = [0, 1, 9].map((slot) => createArrivalClock(() => now, { slot, slots: 10 }));
+    const seen = new Set();
+    for (let ms = 0; ms < 50; ms += 1) {
+        now += ms % 3 === 0 ? 1 : 0; // several stamps per millisecond, like a burst
+        for (const [k, next] of clocks.entries()) {
+            for (let i = 0; i < 30; i += 1) {
+                const us = next();
+                assert.equal(us % 10, [0, 1, 9][k]);
+                assert.ok(!seen.has(us));
+                seen.add(us);
+            }
+        }
+    }
+    const one = createArrivalClock(() => now, { slot: 3, slots: 10 });
+    const a = one();
+    const b = one();
+    assert.ok(b > a && b - a === 10, 'strictly increasing, one slot apart');
+});
+

@@ -33,6 +33,7 @@ function fakePool(failures = 0) {
             throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
         }
         if (/FROM ingest_receipts/.test(text)) return { rows: [] };
+        if (/ingest_claim_clock_slot/.test(text)) return { rows: [{ slot: 4 }] };
         pool.queries.push({ text, values });
         return { rows: [{ inserted: values[0].length }] };
     };
@@ -206,6 +207,7 @@ if (!mosquittoBinary()) {
         assert.equal(pool.queries[0].text, INGEST_WITH_RECEIPT_SQL);
         assert.equal(pool.queries[0].values[17], 'nr-node-test-ingest', 'the receipt names the worker');
         const stats = ingest.ingest.stats();
+        assert.equal(stats.clockSlot, 4, 'its arrival-clock slot, claimed before subscribing');
         for (const k of ['inflight', 'redelivered', 'acked', 'received', 'stored']) assert.ok(k in stats, k);
         const statuses = helper.log().args.filter((a) => a[0].type === 'octopus-ingest').map((a) => a[0].msg);
         assert.ok(statuses.some((m) => /connected to nr-node-test-ingest@127\.0\.0\.1/.test(m)), statuses.join('\n'));

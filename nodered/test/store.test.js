@@ -7,7 +7,9 @@ const { describe, it, before, after, test } = require('node:test');
 const crypto = require('crypto');
 const assert = require('node:assert/strict');
 const { migratedSchema, dropSchema } = require('./helpers/database');
-const { writeItems, loadReceipts, isDataError } = require('../nodes/node-red-contrib-octopus/lib/store');
+const {
+    writeItems, loadReceipts, claimClockSlot, releaseClockSlot, isDataError,
+} = require('../nodes/node-red-contrib-octopus/lib/store');
 const { IngestCore } = require('../nodes/node-red-contrib-octopus/lib/ingest-core');
 
 const URL = process.env.OCTOPUS_TEST_PG;
@@ -119,4 +121,15 @@ if (!URL) {
         await assert.rejects(writeItems(client, [long], receipt(5, 5, [105])));
         assert.deepEqual((await loadReceipts(client, 'w1-ingest')).map((r) => r.batchSeq), [2, 4]);
     });
+
+    it('each worker claims an arrival-clock slot of its own and keeps it; a retired one frees it', async () => {
+        const slots = await Promise.all(['a-ingest', 'b-ingest', 'c-ingest'].map((w) => claimClockSlot(client, w)));
+        assert.deepEqual([...slots].sort(), [0, 1, 2], 'distinct, even when claimed at once');
+        assert.equal(await claimClockSlot(client, 'b-ingest'), slots[1], 'kept across restarts');
+        await releaseClockSlot(client, 'a-ingest');
+        assert.equal(await claimClockSlot(client, 'd-ingest'), slots[0], 'the lowest free one');
+        for (let i = 0; i < 7; i += 1) await claimClockSlot(client, `e${i}-ingest`); // eslint-disable-line no-await-in-loop
+        await assert.rejects(claimClockSlot(client, 'too-many-ingest'), /all 10 ingest clock slots are taken/);
+    });
 });
+

@@ -13,7 +13,7 @@
 
 const { BrokerIngest } = require('./lib/broker-ingest');
 const { IngestCore } = require('./lib/ingest-core');
-const { writeItems, loadReceipts } = require('./lib/store');
+const { writeItems, loadReceipts, claimClockSlot, releaseClockSlot } = require('./lib/store');
 const { toLivePayload } = require('./lib/batch');
 const { resolveSettings, leaveGroupOnStop } = require('./lib/ingest-settings');
 const { consumerSettings } = require('./lib/broker-config');
@@ -83,6 +83,8 @@ module.exports = function registerOctopusIngest(RED) {
                     core: coreOptions,
                     write: (items, receipt) => writeItems(db.getPool(), items, receipt),
                     loadReceipts: () => loadReceipts(db.getPool(), worker),
+                    claimClockSlot: () => claimClockSlot(db.getPool(), worker),
+                    releaseClockSlot: () => releaseClockSlot(db.getPool(), worker),
                 });
                 watchBroker(ingest, mqtt);
             }
@@ -111,13 +113,13 @@ module.exports = function registerOctopusIngest(RED) {
                 if (e.error) {
                     mqttState = 'waiting for the database';
                     if (!waitingForDb) {
-                        node.warn(`reading this worker's receipts from ${db.target} failed (${e.error.message}); ` +
+                        node.warn(`reading this worker's receipts (or claiming its clock slot) from ${db.target} failed (${e.error.message}); ` +
                             'not subscribing until it works (the broker keeps the messages meanwhile), retrying');
                     }
                     waitingForDb = true;
                 } else {
-                    node.log(`${e.loaded} messages in this worker's receipts (stored, acknowledgement not yet ` +
-                        'confirmed by the broker): their copies will not be stored again; subscribing');
+                    node.log(`arrival-clock slot ${brokerIngest.clockSlot}; ${e.loaded} messages in this worker's receipts ` +
+                        '(stored, acknowledgement not yet confirmed by the broker): their copies will not be stored again; subscribing');
                     waitingForDb = false;
                 }
             });

@@ -4,15 +4,22 @@
  * (attribute, ts), so two readings of one attribute stamped with the same millisecond would
  * collapse into one row. This clock hands out strictly increasing microseconds (PostgreSQL's
  * timestamptz resolution), following the wall clock but never repeating or going back.
+ *
+ * With several ingest workers, each has a slot (postgres/migrations/003): its stamps are
+ * only microseconds ≡ slot (mod `slots`), so the stamps of two workers are never equal. A
+ * worker then has slots-fewer stamps per millisecond (100 with 10 slots); beyond that its
+ * clock runs ahead of the wall clock, as it does beyond 1,000 without slots.
  */
 
-/** Make a clock: () => microseconds since the epoch, strictly increasing. */
-function createArrivalClock(nowMs = Date.now) {
-    let last = 0;
+/** Make a clock: () => microseconds since the epoch, strictly increasing, ≡ slot (mod slots). */
+function createArrivalClock(nowMs = Date.now, { slot = 0, slots = 1, last = 0 } = {}) {
+    let previous = last;
     return function nextMicros() {
-        const us = nowMs() * 1000;
-        last = us > last ? us : last + 1;
-        return last;
+        let us = nowMs() * 1000;
+        if (us <= previous) us = previous + 1;
+        const off = (((us - slot) % slots) + slots) % slots;
+        previous = off === 0 ? us : us + slots - off;
+        return previous;
     };
 }
 

@@ -16,6 +16,7 @@ const { AckingConsumer } = require('./acking-consumer');
 const { IngestCore } = require('./ingest-core');
 const { RedeliveryWindow, Entry, messageHash } = require('./redelivery-window');
 
+const CLOCK_SLOTS = 10; // ingest_workers.clock_slot: 0-9
 const LOAD_RETRY_INITIAL_MS = 500;
 // A copy that may start a run of redeliveries waits at most this long for the next message.
 const HOLD_MS = 100;
@@ -39,6 +40,9 @@ class BrokerIngest extends EventEmitter {
      *        batch with its receipt in one transaction (store.writeItems bound to a pool)
      * @param {() => Promise<{batchSeq: number, packetIds: number[], hashes: number[]}[]>}
      *        opts.loadReceipts  this worker's receipts, oldest first (store.loadReceipts)
+     * @param {() => Promise<number>} [opts.claimClockSlot]  this worker's arrival-clock slot
+     *        (store.claimClockSlot); without it, one worker's clock (no slots)
+     * @param {() => Promise<void>} [opts.releaseClockSlot]  gives the slot back on leaving
      * Events: 'mqtt' ({type: 'connect'|'disconnect'|'warn', ...}), 'receipts'
      * ({loaded} | {error, retryInMs}).
      */
@@ -67,7 +71,10 @@ class BrokerIngest extends EventEmitter {
         this.loadTimer = null;
     }
 
-    /** Read this worker's receipts (retrying while the database is away), then connect. */
+    /**
+     * Read this worker's receipts and claim its arrival-clock slot (retrying while the
+     * database is away), then connect.
+     */
     start() {
         this.stopping = false;
         this.loadReceiptsThenConnect(LOAD_RETRY_INITIAL_MS);
@@ -76,8 +83,13 @@ class BrokerIngest extends EventEmitter {
     loadReceiptsThenConnect(retryMs) {
         this.loadTimer = null;
         if (this.stopping) return;
-        this.opts.loadReceipts().then((receipts) => {
+        const claim = this.opts.claimClockSlot ? this.opts.claimClockSlot() : Promise.resolve(null);
+        Promise.all([this.opts.loadReceipts(), claim]).then(([receipts, slot]) => {
             if (this.stopping) return;
+            // Workers stamp disjoint microseconds: two readings of one attribute taken by two
+            // workers at the same moment are two rows, not one (postgres/migrations/003).
+            if (slot !== null) this.core.setClockSlot(slot, CLOCK_SLOTS);
+            this.clockSlot = slot;
             this.window.load(receipts);
             for (const r of receipts) this.nextBatchSeq = Math.max(this.nextBatchSeq, r.batchSeq + 1);
             this.emit('receipts', { loaded: this.window.size });
@@ -196,6 +208,7 @@ class BrokerIngest extends EventEmitter {
             redelivered: this.window.redelivered,
             acked: this.consumer.counters.acked,
             connected: this.consumer.connected,
+            clockSlot: this.clockSlot === undefined ? null : this.clockSlot,
         };
     }
 
@@ -222,8 +235,9 @@ class BrokerIngest extends EventEmitter {
         const unwritten = await this.core.close(Math.max(0, deadline - Date.now()));
         const left = drained && unwritten === 0;
         await this.consumer.stop(2000, { endSession: left });
+        if (left && this.opts.releaseClockSlot) await this.opts.releaseClockSlot().catch(() => {});
         return { unwritten, left };
     }
 }
 
-module.exports = { BrokerIngest };
+module.exports = { BrokerIngest, CLOCK_SLOTS };

@@ -45,7 +45,9 @@ class IngestCore {
         this.write = opts.write;
         this.onCommitted = opts.onCommitted || (() => {});
         this.onEvent = opts.onEvent || (() => {});
-        this.nextArrivalUs = createArrivalClock(opts.nowMs || Date.now);
+        this.nowMs = opts.nowMs || Date.now;
+        this.lastArrivalUs = 0;
+        this.setClockSlot(0, 1);
 
         this.current = []; // entries {item, done} of the batch being filled
         this.queue = []; // sealed batches (arrays of entries), oldest first
@@ -95,6 +97,18 @@ class IngestCore {
             this.lingerTimer = setTimeout(() => this.lingerExpired(), this.opts.lingerMs);
         }
         this.pump();
+    }
+
+    /**
+     * Stamp arrival times with microseconds ≡ slot (mod slots) from now on: the stamps of
+     * workers with different slots never collide (arrival-clock.js).
+     */
+    setClockSlot(slot, slots) {
+        const clock = createArrivalClock(this.nowMs, { slot, slots, last: this.lastArrivalUs });
+        this.nextArrivalUs = () => {
+            this.lastArrivalUs = clock();
+            return this.lastArrivalUs;
+        };
     }
 
     /** Counters since start, as published on octopus/stats/ingest. */

@@ -46,6 +46,19 @@ async function loadReceipts(queryable, worker) {
     }));
 }
 
+/** The worker's arrival-clock slot (0-9), claimed once and kept (postgres/migrations/003). */
+async function claimClockSlot(queryable, worker) {
+    const result = await queryable.query('SELECT ingest_claim_clock_slot($1) AS slot', [worker]);
+    const slot = result.rows[0] && result.rows[0].slot;
+    if (!Number.isInteger(slot) || slot < 0 || slot > 9) throw new Error(`ingest_claim_clock_slot gave ${slot}, not a slot 0-9`);
+    return slot;
+}
+
+/** A worker that leaves for good gives its slot back. */
+async function releaseClockSlot(queryable, worker) {
+    await queryable.query('DELETE FROM ingest_workers WHERE worker = $1', [worker]);
+}
+
 // SQLSTATE classes that mean "this data can never be written" rather than "try again":
 // 22 data exception, 23 integrity constraint, 54 program limit (e.g. an index row too big).
 const DATA_ERROR_CLASSES = new Set(['22', '23', '54']);
@@ -55,4 +68,6 @@ function isDataError(err) {
     return Boolean(err && typeof err.code === 'string' && DATA_ERROR_CLASSES.has(err.code.slice(0, 2)));
 }
 
-module.exports = { writeItems, loadReceipts, isDataError, INGEST_SQL, INGEST_WITH_RECEIPT_SQL };
+module.exports = {
+    writeItems, loadReceipts, claimClockSlot, releaseClockSlot, isDataError, INGEST_SQL, INGEST_WITH_RECEIPT_SQL,
+};
