@@ -13,15 +13,15 @@ test('ingest settings: node property, else environment, else default', () => {
     assert.deepEqual(settings, { batchSize: 200, lingerMs: 0, maxPayloadBytes: 1000, receiveMaximum: 10000, writesInFlight: 2, maxBuffered: 100000 });
     assert.deepEqual(problems, []);
     assert.equal(resolveSettings({ batchSize: '7' }, env).settings.batchSize, 7);
-    assert.equal(resolveSettings({}, {}).settings.batchSize, 500);
+    assert.equal(resolveSettings({}, {}).settings.batchSize, 2000);
 });
 
 test('ingest settings: a bad value is reported and replaced by the default', () => {
     const { settings, problems } = resolveSettings({}, { INGEST_BATCH_SIZE: 'lots', INGEST_LINGER_MS: '-5' });
-    assert.equal(settings.batchSize, 500);
+    assert.equal(settings.batchSize, 2000);
     assert.equal(settings.lingerMs, 50);
     assert.deepEqual(problems, [
-        'INGEST_BATCH_SIZE="lots" is not a whole number ≥ 1; using 500',
+        'INGEST_BATCH_SIZE="lots" is not a whole number ≥ 1; using 2000',
         'INGEST_LINGER_MS="-5" is not a whole number ≥ 0; using 50',
     ]);
     assert.match(resolveSettings({ batchSize: '0' }, {}).problems[0], /^property batchSize="0"/);
@@ -32,8 +32,8 @@ test('ingest settings: the receive maximum follows the batch size, and the buffe
     assert.equal(resolveSettings({}, { INGEST_BATCH_SIZE: '5000' }).settings.receiveMaximum, 65535, 'MQTT caps it');
     assert.equal(resolveSettings({}, { INGEST_RECEIVE_MAXIMUM: '300' }).settings.receiveMaximum, 300);
     const tooBig = resolveSettings({}, { INGEST_RECEIVE_MAXIMUM: '70000' });
-    assert.equal(tooBig.settings.receiveMaximum, 10000);
-    assert.deepEqual(tooBig.problems, ['INGEST_RECEIVE_MAXIMUM="70000" is not a whole number from 1 to 65535; using 10000']);
+    assert.equal(tooBig.settings.receiveMaximum, 40000);
+    assert.deepEqual(tooBig.problems, ['INGEST_RECEIVE_MAXIMUM="70000" is not a whole number from 1 to 65535; using 40000']);
     // the ingest's own drop-when-full path must stay unreachable
     const small = resolveSettings({ maxBuffered: '1000' }, { INGEST_RECEIVE_MAXIMUM: '60000' });
     assert.equal(small.settings.maxBuffered, 120000);

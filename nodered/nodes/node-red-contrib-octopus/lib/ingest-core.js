@@ -19,7 +19,7 @@ const { isDataError } = require('./store');
 const noop = () => {};
 
 const DEFAULTS = {
-    batchSize: 500,
+    batchSize: 2000,
     lingerMs: 50,
     maxBuffered: 100000,
     maxPayloadBytes: 65536,
