@@ -104,7 +104,7 @@ describe('octopus-ingest in Node-RED', () => {
         await load({ worker: 'worker-1' });
         const stats = helper.getNode('stats');
         const msg = await new Promise((resolve) => stats.on('input', resolve));
-        assert.equal(msg.topic, 'octopus/stats/ingest');
+        assert.equal(msg.topic, 'octopus/stats/ingest/worker-1');
         assert.equal(msg.retain, true);
         assert.equal(msg.payload.worker, 'worker-1');
         for (const k of ['received', 'stored', 'rejected', 'batches', 'errors', 'since']) assert.ok(k in msg.payload, k);

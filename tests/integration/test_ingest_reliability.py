@@ -153,7 +153,6 @@ def test_two_ingest_workers_share_the_load_exactly_once(platform):
             worker_ids.add(stats["worker"])
     watcher.on_message = on_stats
     watcher.subscribe("octopus/stats/ingest/#", qos=0)
-    watcher.subscribe("octopus/stats/ingest", qos=0)
 
     # Several workers use the shared subscription (INGEST_SUBSCRIPTION); the first worker is
     # restarted with it, and goes back to the default (exclusive) afterwards.

@@ -6,7 +6,7 @@
  * only connects it to Node-RED: settings, logs, status, outputs.
  *
  * Output 1: one `octopus/live` message per committed batch.
- * Output 2: `octopus/stats/ingest` (retained) every 10 s.
+ * Output 2: `octopus/stats/ingest/<worker>` (retained) every 10 s.
  * Input (optional): messages from another source (payload a Buffer), stored the same way;
  * no broker hears about their commit.
  */
@@ -206,8 +206,11 @@ module.exports = function registerOctopusIngest(RED) {
             }
         }
 
+        // One retained topic per worker: with one shared topic the retained copy would be
+        // whichever worker wrote last. `+`, `#` and `/` cannot sit in one topic level.
+        const statsTopic = `octopus/stats/ingest/${String(worker).replace(/[/+#]/g, '_')}`;
         function sendStats() {
-            node.send([null, { topic: 'octopus/stats/ingest', payload: stats(), retain: true }]);
+            node.send([null, { topic: statsTopic, payload: stats(), retain: true }]);
         }
 
         let warnedPayloadType = false;

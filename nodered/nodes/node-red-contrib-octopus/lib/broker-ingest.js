@@ -199,7 +199,7 @@ class BrokerIngest extends EventEmitter {
         });
     }
 
-    /** Counters for octopus/stats/ingest. */
+    /** Counters for octopus/stats/ingest/<worker>. */
     stats() {
         return {
             ...this.core.stats(),

@@ -111,7 +111,7 @@ class IngestCore {
         };
     }
 
-    /** Counters since start, as published on octopus/stats/ingest. */
+    /** Counters since start, as published on octopus/stats/ingest/<worker>. */
     stats() {
         return { ...this.counters, buffered: this.buffered, since: this.since };
     }
