@@ -103,6 +103,8 @@ def platform_config(state_dir):
         NODERED_FLOWS_FILE=str(flows_dir / "octopus.json"),
         SIM_DEVICES="3", SIM_INTERVAL_S="1", SIM_BAD_DATA_PROBABILITY="0.05",
         INGEST_LINGER_MS="20",
+        # rollups of finished minutes every second, so the tests need not wait 10 s
+        MAINTENANCE_INTERVAL_S="1",
     )
     return config
 

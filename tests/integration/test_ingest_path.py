@@ -1,6 +1,9 @@
-"""Acceptance 2: a reading published with paho-mqtt is stored, listed and streamed live."""
+"""Acceptance 2: a reading published with paho-mqtt is stored, listed and streamed live; and
+the flow's maintenance node rolls it up per minute (issue 4)."""
+import json
 import queue
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import socketio
 
@@ -66,3 +69,24 @@ def test_logged_in_socketio_client_receives_the_value(platform):
         assert reading["ts"]
     finally:
         client.disconnect()
+
+
+def test_readings_are_rolled_up_per_minute_by_the_flow(platform):
+    """The maintenance node of flows/octopus.json turns stored readings into per-minute rollups,
+    per attribute and per room, with the device that had the max."""
+    room = f"sala-{uuid.uuid4().hex[:6]}"
+    minute = (datetime.now(timezone.utc) - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    readings = [("d1", 5, 20.0), ("d1", 40, 22.0), ("d2", 30, 30.5)]
+    platform.publish([(f"planta/{room}/{device}/temperatura",
+                       json.dumps({"value": value, "ts": (minute + timedelta(seconds=s)).isoformat()}))
+                      for device, s, value in readings])
+    rollup = wait_for(lambda: platform.query(
+        "SELECT n, sum, min, max, (SELECT name FROM devices WHERE id = max_device_id)"
+        "  FROM group_minute WHERE site = 'planta' AND room = %s AND attribute = 'temperatura'"
+        "   AND minute = %s AND n = 3", (room, minute)), what="the room's rollup of that minute")
+    assert rollup == [(3, 72.5, 20.0, 30.5, "d2")]
+    per_attribute = platform.query(
+        "SELECT d.name, r.n, r.sum FROM measurements_minute r JOIN attributes a ON a.id = r.attribute_id"
+        "  JOIN devices d ON d.id = a.device_id WHERE d.room = %s AND r.minute = %s ORDER BY d.name",
+        (room, minute))
+    assert per_attribute == [("d1", 2, 42.0), ("d2", 1, 30.5)]
