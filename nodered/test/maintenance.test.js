@@ -86,6 +86,8 @@ test('maintenance: a run described for the status', () => {
     assert.equal(describeRun({ refreshed_minutes: 2, partitions_made: 0, partitions_dropped: [] }), '2 min rolled up');
     assert.equal(describeRun({ refreshed_minutes: 0, partitions_made: 3, partitions_dropped: ['measurements_20260101'] }),
         '0 min rolled up, 3 partitions made, 1 expired partitions dropped');
+    assert.equal(describeRun({ refreshed_minutes: 1, partitions_made: 0, partitions_dropped: [], partitions_busy: true }),
+        '1 min rolled up, partitions busy (a long query), next time');
 });
 
 describe('octopus-maintenance in Node-RED', () => {

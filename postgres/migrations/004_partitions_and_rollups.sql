@@ -22,6 +22,22 @@ CREATE FUNCTION minute_of(ts timestamptz) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN date_bin('1 minute', ts, timestamptz '2000-01-01 00:00:00+00');
 
+-- Making or dropping a partition locks the whole parent table (ACCESS EXCLUSIVE) and so
+-- waits for every query reading it, a long CSV export included; while it waits, every new
+-- query and insert on the table queues behind it. So these steps give up after a second
+-- (lock_not_available, SQLSTATE 55P03) and are tried again later: the
+-- maintenance run at its next tick, an ingest batch by its retry with backoff.
+CREATE FUNCTION with_partition_lock_timeout(statement text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    previous text := current_setting('lock_timeout');
+BEGIN
+    PERFORM set_config('lock_timeout', '1s', true);
+    EXECUTE statement;
+    PERFORM set_config('lock_timeout', previous, true);
+END
+$$;
+
 -- The partition of `parent` holding `at`: <parent>_YYYYMMDD (period 'day') or
 -- <parent>_YYYYMM ('month'), UTC bounds. Made if missing; two sessions making it at once
 -- are fine. Returns true when it made one.
@@ -38,8 +54,9 @@ BEGIN
         RETURN false;
     END IF;
     BEGIN
-        EXECUTE format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', name, parent,
-                       lower AT TIME ZONE 'UTC', (lower + ('1 ' || period)::interval) AT TIME ZONE 'UTC');
+        PERFORM with_partition_lock_timeout(format(
+            'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)', name, parent,
+            lower AT TIME ZONE 'UTC', (lower + ('1 ' || period)::interval) AT TIME ZONE 'UTC'));
     EXCEPTION WHEN duplicate_table OR unique_violation THEN
         RETURN false;  -- another session made it first
     END;
@@ -64,7 +81,7 @@ BEGIN
     LOOP
         IF (to_date(substr(part.relname, length(parent) + 2), fmt)::timestamp
             + ('1 ' || period)::interval) AT TIME ZONE 'UTC' <= cutoff THEN
-            EXECUTE format('DROP TABLE %I', part.relname);
+            PERFORM with_partition_lock_timeout(format('DROP TABLE %I', part.relname));
             dropped := dropped || part.relname::text;
         END IF;
     END LOOP;
@@ -190,36 +207,46 @@ $$;
 -- rollups brought up to date, partitions made ahead of time (today and the next two days,
 -- this month and the next) so the ingest rarely has to, and partitions past retention
 -- dropped. Retention in days; 0 or less keeps everything. Skipped while another session
--- runs it. Returns what it did, for the node's status and the logs.
+-- runs it. Partition steps that cannot get their lock within a second (a long query is
+-- reading) are left for a later run: `partitions_busy` says so. Returns what it did, for the
+-- node's status and the logs.
 CREATE FUNCTION run_maintenance(raw_days integer, rollup_days integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     refreshed integer;
     dropped text[] := '{}';
     made integer := 0;
+    busy boolean := false;
     i integer;
 BEGIN
     IF NOT pg_try_advisory_xact_lock(7242002) THEN
         RETURN jsonb_build_object('skipped', true);
     END IF;
     refreshed := refresh_rollups();
-    FOR i IN 0..2 LOOP
-        made := made + ensure_partition('measurements', 'day', now() + i * interval '1 day')::integer;
-    END LOOP;
-    FOR i IN 0..1 LOOP
-        made := made + ensure_partition('measurements_minute', 'month', now() + i * interval '1 month')::integer
-                     + ensure_partition('group_minute', 'month', now() + i * interval '1 month')::integer;
-    END LOOP;
-    IF raw_days > 0 THEN
-        dropped := dropped || drop_partitions_before('measurements', 'day', now() - raw_days * interval '1 day');
-    END IF;
-    IF rollup_days > 0 THEN
-        dropped := dropped
-            || drop_partitions_before('measurements_minute', 'month', now() - rollup_days * interval '1 day')
-            || drop_partitions_before('group_minute', 'month', now() - rollup_days * interval '1 day');
-    END IF;
+    BEGIN
+        FOR i IN 0..2 LOOP
+            made := made + ensure_partition('measurements', 'day', now() + i * interval '1 day')::integer;
+        END LOOP;
+        FOR i IN 0..1 LOOP
+            made := made + ensure_partition('measurements_minute', 'month', now() + i * interval '1 month')::integer
+                         + ensure_partition('group_minute', 'month', now() + i * interval '1 month')::integer;
+        END LOOP;
+        IF raw_days > 0 THEN
+            dropped := dropped || drop_partitions_before('measurements', 'day', now() - raw_days * interval '1 day');
+        END IF;
+        IF rollup_days > 0 THEN
+            dropped := dropped
+                || drop_partitions_before('measurements_minute', 'month', now() - rollup_days * interval '1 day')
+                || drop_partitions_before('group_minute', 'month', now() - rollup_days * interval '1 day');
+        END IF;
+    EXCEPTION WHEN lock_not_available THEN
+        -- what this block made or dropped is undone with it; the rollups above stay
+        busy := true;
+        made := 0;
+        dropped := '{}';
+    END;
     RETURN jsonb_build_object('refreshed_minutes', refreshed, 'partitions_made', made,
-                              'partitions_dropped', to_jsonb(dropped));
+                              'partitions_dropped', to_jsonb(dropped), 'partitions_busy', busy);
 END
 $$;
 

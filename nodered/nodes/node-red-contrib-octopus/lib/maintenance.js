@@ -83,6 +83,7 @@ function describeRun(result) {
     if (result.partitions_made) parts.push(`${result.partitions_made} partitions made`);
     const dropped = (result.partitions_dropped || []).length;
     if (dropped) parts.push(`${dropped} expired partitions dropped`);
+    if (result.partitions_busy) parts.push('partitions busy (a long query), next time');
     return parts.join(', ');
 }
 
