@@ -10,8 +10,10 @@ import os
 import secrets
 import socket
 import threading
+import time
 
 import paho.mqtt.client as mqtt
+from flask import current_app
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
@@ -138,3 +140,38 @@ def stop(app):
     bridge = app.extensions.pop(EXTENSION, None)
     if bridge is not None:
         bridge.stop()
+
+
+class PublishError(RuntimeError):
+    """The broker did not take every message; the text says why, for the API's caller."""
+
+
+def publish(messages, timeout):
+    """Publish (topic, payload) pairs at QoS 1 on this app's MQTT connection and wait until
+    the broker has acknowledged every one (HTTP ingest: the readings then take the devices'
+    path). Raise PublishError if it is not connected or does not confirm within `timeout` s.
+    """
+    bridge = current_app.extensions.get(EXTENSION)
+    if bridge is None or not bridge.started:
+        raise PublishError("the portal has no MQTT connection (LIVE_ENABLED is off), so it "
+                           "cannot pass readings on")
+    if not bridge.client.is_connected():
+        # refused before publishing: paho would queue the messages and send them after a
+        # reconnect, behind the caller's back
+        raise PublishError(f"the portal is not connected to the MQTT broker at "
+                           f"{bridge.host}:{bridge.port}; try again shortly")
+    deadline = time.monotonic() + timeout
+    sent = [bridge.client.publish(topic, payload, qos=1) for topic, payload in messages]
+    unconfirmed = 0
+    for info in sent:
+        try:
+            info.wait_for_publish(max(deadline - time.monotonic(), 0.001))
+        except (RuntimeError, ValueError):  # the connection dropped under the message
+            pass
+        unconfirmed += not info.is_published()
+    if unconfirmed:
+        log.warning("the broker did not acknowledge %d of %d HTTP readings within %g s",
+                    unconfirmed, len(sent), timeout)
+        raise PublishError(f"the MQTT broker did not confirm {unconfirmed} of {len(sent)} "
+                           f"readings within {timeout:g} s; send them again (readings with "
+                           "a ts are stored once however often they are sent)")
