@@ -2,9 +2,11 @@
 the flow's maintenance node rolls it up per minute (issue 4)."""
 import json
 import queue
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import requests
 import socketio
 
 from tests.integration.conftest import wait_for
@@ -90,3 +92,47 @@ def test_readings_are_rolled_up_per_minute_by_the_flow(platform):
         "  JOIN devices d ON d.id = a.device_id WHERE d.room = %s AND r.minute = %s ORDER BY d.name",
         (room, minute))
     assert per_attribute == [("d1", 2, 42.0), ("d2", 1, 30.5)]
+
+
+def test_reading_posted_over_http_takes_the_devices_path(platform):
+    """An admin makes a write key on /keys; a reading POSTed with it to /api/v1/readings is
+    published to the broker, stored by the Node-RED ingest and served by the history API. A
+    malformed value is stored as a reject by the same ingest, as from a device."""
+    session = platform.portal_session()
+    page = session.get(platform.portal_url + "/keys", timeout=10).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    made = session.post(platform.portal_url + "/keys", timeout=10, data={
+        "csrf_token": token, "name": "http-device", "scopes": ["read", "write"]})
+    assert made.status_code == 201
+    key = re.search(r'data-testid="new-key-value">([^<]+)<', made.text).group(1)
+
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {key}"
+    device = f"http-{uuid.uuid4().hex[:6]}"
+    ts = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=1)
+    answer = api.post(platform.portal_url + "/api/v1/readings", timeout=15, json={"readings": [
+        {"topic": f"oficina/entrada/{device}/temperatura", "value": 21.5, "unit": "°C",
+         "ts": ts.isoformat().replace("+00:00", "Z")},
+        {"topic": f"oficina/entrada/{device}/puerta", "value": "open"},
+        # a JSON string the API passes on, which is no state string of the topic contract
+        {"topic": f"oficina/entrada/{device}/humedad", "value": "12% rel"},
+    ]})
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"accepted": 3}
+
+    topic = f"oficina/entrada/{device}/temperatura"
+    history = wait_for(lambda: (lambda r: r if r.status_code == 200 and r.json()["points"] else None)(
+        api.get(platform.portal_url + "/api/v1/history", timeout=10, params={
+            "topic": topic, "from": (ts - timedelta(minutes=5)).isoformat(),
+            "to": (ts + timedelta(minutes=5)).isoformat(), "resolution": "raw"})),
+        what="the HTTP reading in the history API")
+    assert history.json()["points"] == [{"ts": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "value": 21.5}]
+    assert history.json()["unit"] == "°C"
+    state = wait_for(lambda: platform.query(
+        "SELECT a.last_txt FROM attributes a JOIN devices d ON d.id = a.device_id"
+        " WHERE d.name = %s AND a.name = 'puerta'", (device,)), what="the state reading")
+    assert state == [("open",)]
+    reject = wait_for(lambda: platform.query(
+        "SELECT reason FROM rejects WHERE topic = %s", (f"oficina/entrada/{device}/humedad",)),
+        what="the reject")
+    assert len(reject) == 1 and "value" in reject[0][0]
