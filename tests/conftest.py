@@ -14,7 +14,8 @@ from launcher.processes import Supervisor
 from launcher.stack import isolated_config, port_open
 from octopus_portal.migrate import migrate
 
-from tests.helpers import ARTIFACTS, ROOT, free_port, make_state_dir  # noqa: F401 (re-exported)
+from tests.helpers import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT,  # noqa: F401 (re-exported)
+                           free_port, make_state_dir)
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,31 @@ def artifacts_dir():
     """Where tests leave files for people to look at (screenshots); kept after the run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (Debian's) for the page tests of one module."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """new_page(**options): a page of `browser`, closed after the test, before the fixtures
+    it was set up after (a server shutting down would otherwise wait for its open socket)."""
+    pages = []
+
+    def make(**options):
+        pages.append(browser.new_page(**options))
+        return pages[-1]
+
+    yield make
+    for page in pages:
+        page.close()
 
 
 @pytest.fixture(scope="session")

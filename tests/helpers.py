@@ -6,6 +6,12 @@ from launcher.stack import free_port  # noqa: F401 (the tests' one way to get a 
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# Debian's Chromium (a browser download by Playwright is not possible here), headless and
+# quiet: no sandbox as root, no GPU, no background traffic to Google.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-quic"]
 
 
 def make_state_dir(prefix):

@@ -3,22 +3,7 @@ value change on screen while it is published. The screenshot is kept in tests/ar
 import uuid
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-
-# Debian's Chromium: a browser download by the test tool is not possible here, and the flags
-# keep it from calling out to a network it does not have.
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+from playwright.sync_api import expect
 
 
 @pytest.mark.browser

@@ -16,14 +16,10 @@ from statistics import fmean
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.integration.conftest import wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 "--disable-quic"]
 ZONE = "Asia/Tokyo"
 # The first two colours of static/chartkit.js: the first and second attribute on a chart.
 SERIES_COLOURS = ["#2f6fde", "#d9480f"]
@@ -104,14 +100,6 @@ def csv_rows(download):
 def local_input(ts):
     """What a person in ZONE types into a datetime-local input for `ts`."""
     return ts.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%dT%H:%M")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

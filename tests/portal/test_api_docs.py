@@ -2,13 +2,12 @@
 import threading
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from tests.helpers import free_port
 
 from .helpers import ADMIN_PASSWORD, ADMIN_USER, ingest
-from .test_portal_browser import CHROMIUM, CHROMIUM_ARGS
 
 
 def test_docs_page_needs_a_login(client):
@@ -56,26 +55,23 @@ def served(app):
 
 
 @pytest.mark.browser
-def test_swagger_ui_runs_under_the_csp_and_tries_a_call(served, db):
+def test_swagger_ui_runs_under_the_csp_and_tries_a_call(served, db, new_page):
     ingest(db, statuses=[("oficina", "sala", "porta", "online", "2026-11-22T12:00:00Z")])
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        problems = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-        page.goto(served + "/login?next=/api/docs")
-        page.get_by_test_id("login-username").fill(ADMIN_USER)
-        page.get_by_test_id("login-password").fill(ADMIN_PASSWORD)
-        page.get_by_test_id("login-submit").click()
-        expect(page.locator(".opblock")).to_have_count(7, timeout=15000)
+    page = new_page()
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.goto(served + "/login?next=/api/docs")
+    page.get_by_test_id("login-username").fill(ADMIN_USER)
+    page.get_by_test_id("login-password").fill(ADMIN_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.locator(".opblock")).to_have_count(7, timeout=15000)
 
-        operation = page.locator("#operations-default-get_api_v1_devices")
-        operation.locator(".opblock-summary").click()
-        operation.locator(".try-out__btn").click()
-        operation.locator(".execute").click()
-        expect(operation.locator(".live-responses-table tbody .response-col_status")).to_have_text(
-            "200", timeout=10000)
-        expect(operation.locator(".responses-wrapper")).to_contain_text("oficina/sala/porta")
-        browser.close()
+    operation = page.locator("#operations-default-get_api_v1_devices")
+    operation.locator(".opblock-summary").click()
+    operation.locator(".try-out__btn").click()
+    operation.locator(".execute").click()
+    expect(operation.locator(".live-responses-table tbody .response-col_status")).to_have_text(
+        "200", timeout=10000)
+    expect(operation.locator(".responses-wrapper")).to_contain_text("oficina/sala/porta")
     assert not [p for p in problems if "Content Security Policy" in p or "failed" in p], problems
