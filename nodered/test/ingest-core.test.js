@@ -35,6 +35,18 @@ function core(db, opts = {}) {
     return { c, committed, events };
 }
 
+/** Wrap db.write to record the most writes ever in flight at once: `.max`. */
+function countWritesInFlight(db) {
+    const counter = { now: 0, max: 0 };
+    const write = db.write;
+    db.write = async (items) => {
+        counter.now += 1;
+        counter.max = Math.max(counter.max, counter.now);
+        try { return await write(items); } finally { counter.now -= 1; }
+    };
+    return counter;
+}
+
 test('a full batch is written at once', async () => {
     const db = fakeDb();
     const { c, committed } = core(db, { lingerMs: 10000 });
@@ -103,20 +115,13 @@ test('rejects travel in the batch and are counted once committed', async () => {
 test('with one write in flight, batches are written one at a time, in order; a busy writer makes bigger batches', async () => {
     const db = fakeDb();
     db.delayMs = 30;
-    let inFlight = 0;
-    let maxInFlight = 0;
-    const write = db.write;
-    db.write = async (items) => {
-        inFlight += 1;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        try { return await write(items); } finally { inFlight -= 1; }
-    };
+    const writes = countWritesInFlight(db);
     const { c } = core(db, { batchSize: 4, lingerMs: 5, writesInFlight: 1 });
     c.receive('a/b/c/d', buf('0'));
     await sleep(10); // first batch (one message) is being written
     for (let i = 1; i < 10; i++) c.receive('a/b/c/d', buf(String(i)));
     await sleep(150);
-    assert.equal(maxInFlight, 1);
+    assert.equal(writes.max, 1);
     assert.deepEqual(db.batches.map((b) => b.map((i) => i.value)), [[0], [1, 2, 3, 4], [5, 6, 7, 8], [9]]);
     await c.close();
 });
@@ -248,19 +253,12 @@ test('a message not taken (buffer full, stopping) gets a retryable error: it may
 test('two writes in flight by default: the next batch is sent while one is being committed', async () => {
     const db = fakeDb();
     db.delayMs = 30;
-    let inFlight = 0;
-    let maxInFlight = 0;
-    const write = db.write;
-    db.write = async (items) => {
-        inFlight += 1;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        try { return await write(items); } finally { inFlight -= 1; }
-    };
+    const writes = countWritesInFlight(db);
     const { c } = core(db, { batchSize: 2, lingerMs: 5 });
     const done = [];
     for (let i = 0; i < 6; i++) c.receive('a/b/c/d', buf(String(i)), () => done.push(i));
     await sleep(150);
-    assert.equal(maxInFlight, 2);
+    assert.equal(writes.max, 2);
     assert.deepEqual(db.batches.flat().map((i) => i.value).sort(), [0, 1, 2, 3, 4, 5]);
     assert.deepEqual(done.sort(), [0, 1, 2, 3, 4, 5]);
     await c.close();

@@ -7,6 +7,7 @@
 
 const { DEFAULTS } = require('./ingest-core');
 const { MAX_RECEIVE_MAXIMUM } = require('./acking-consumer');
+const { wholeNumberSetting } = require('./whole-number-setting');
 
 // The broker may have this many messages unacknowledged with the ingest: enough batches in
 // flight that waiting for commits never throttles it (a batch being written, the next ones
@@ -37,22 +38,7 @@ function resolveSettings(config, env) {
     const defaults = { ...DEFAULTS };
     for (const [key, prop, envName, min, max] of SETTINGS) {
         if (key === 'receiveMaximum') defaults.receiveMaximum = defaultReceiveMaximum(settings.batchSize);
-        const fromNode = config[prop] !== undefined && String(config[prop]).trim() !== '';
-        const fromEnv = !fromNode && envName && env[envName] !== undefined && env[envName] !== '';
-        const raw = fromNode ? String(config[prop]).trim() : fromEnv ? env[envName].trim() : null;
-        if (raw === null) {
-            settings[key] = defaults[key];
-            continue;
-        }
-        const n = Number(raw);
-        if (!/^\d+$/.test(raw) || n < min || n > max) {
-            const source = fromNode ? `property ${prop}` : envName;
-            const range = max === Infinity ? `≥ ${min}` : `from ${min} to ${max}`;
-            problems.push(`${source}=${JSON.stringify(raw)} is not a whole number ${range}; using ${defaults[key]}`);
-            settings[key] = defaults[key];
-        } else {
-            settings[key] = n;
-        }
+        settings[key] = wholeNumberSetting(config, env, { prop, envName, min, max, fallback: defaults[key] }, problems);
     }
     // The broker never has more than receiveMaximum messages with us per connection, and
     // after a reconnect those of the previous connection may still be in the buffer: with

@@ -9,6 +9,8 @@
  * up by itself, since run_maintenance() works from what is pending, not from the clock.
  */
 
+const { wholeNumberSetting } = require('./whole-number-setting');
+
 const MAINTENANCE_SQL = 'SELECT run_maintenance($1::int, $2::int) AS result';
 
 // [setting, node property, environment variable, default, minimum]
@@ -23,17 +25,7 @@ function resolveMaintenanceSettings(config, env) {
     const settings = {};
     const problems = [];
     for (const [key, prop, envName, fallback, min] of SETTINGS) {
-        const fromNode = config[prop] !== undefined && String(config[prop]).trim() !== '';
-        const raw = fromNode ? String(config[prop]).trim() : (env[envName] || '').trim();
-        if (raw === '') {
-            settings[key] = fallback;
-        } else if (/^\d+$/.test(raw) && Number(raw) >= min) {
-            settings[key] = Number(raw);
-        } else {
-            problems.push(`${fromNode ? `property ${prop}` : envName}=${JSON.stringify(raw)} ` +
-                `is not a whole number ≥ ${min}; using ${fallback}`);
-            settings[key] = fallback;
-        }
+        settings[key] = wholeNumberSetting(config, env, { prop, envName, min, fallback }, problems);
     }
     return { settings, problems };
 }
