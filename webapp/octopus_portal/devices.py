@@ -28,7 +28,8 @@ def display_value(num, txt):
 
 
 def json_value(num, txt):
-    """The last value as octopus/live carries it: the string if there is one, else the number."""
+    """A stored value as JSON, as octopus/live carries it: the string if there is one, else
+    the number."""
     return txt if txt is not None else num
 
 

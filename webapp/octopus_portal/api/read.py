@@ -10,6 +10,7 @@ from flask import jsonify
 
 from .. import history
 from ..db import get_db
+from ..devices import json_value
 from . import bp
 from .auth import caller_site, narrow
 from .errors import ApiError, quoted
@@ -33,11 +34,6 @@ SELECT d.site, d.room, d.name AS device, a.name AS attribute, a.unit, a.last_ts,
  ORDER BY d.site, d.room, d.name, a.name"""
 
 
-def reading_value(num, txt):
-    """A stored value as JSON: the state string if there is one, else the number."""
-    return txt if txt is not None else num
-
-
 def topic_of(row):
     return f"{row['site']}/{row['room']}/{row['device']}/{row['attribute']}"
 
@@ -58,7 +54,7 @@ def devices():
             "first_seen": iso_utc(first["first_seen"]), "last_seen": iso_utc(first["last_seen"]),
             "attributes": [{"name": r["attribute"], "topic": f"{topic}/{r['attribute']}",
                             "unit": r["unit"], "last_ts": iso_utc(r["last_ts"]),
-                            "last_value": reading_value(r["last_num"], r["last_txt"])}
+                            "last_value": json_value(r["last_num"], r["last_txt"])}
                            for r in device_rows if r["attribute"] is not None],
         })
     return jsonify(devices=answer)
@@ -79,7 +75,7 @@ def latest():
     where, params = narrow(pattern()).where()
     rows = get_db().execute(LATEST_SQL.format(where=where), params).fetchall()
     return jsonify(readings=[{"topic": topic_of(r), "ts": iso_utc(r["last_ts"]),
-                              "value": reading_value(r["last_num"], r["last_txt"]),
+                              "value": json_value(r["last_num"], r["last_txt"]),
                               "unit": r["unit"]} for r in rows])
 
 
@@ -107,7 +103,7 @@ def series():
         history.check_range(start, end, SERIES_MAX[resolution])
     rows = history.series(get_db(), attribute["id"], start, end, resolution)
     if resolution == "raw":
-        points = [{"ts": iso_utc(r["ts"]), "value": reading_value(r["value"], r["txt"])}
+        points = [{"ts": iso_utc(r["ts"]), "value": json_value(r["value"], r["txt"])}
                   for r in rows]
     else:
         points = [{"ts": iso_utc(r["ts"]), "mean": r["mean"], "min": r["min"], "max": r["max"],
