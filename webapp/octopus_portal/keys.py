@@ -14,6 +14,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .db import get_db
+from .topics import is_level
 
 bp = Blueprint("keys", __name__)
 
@@ -21,9 +22,6 @@ KEY_FORMAT = re.compile(r"oct_[A-Za-z0-9_-]{43}")
 SHOWN_CHARS = 12  # "oct_" and 8 more: enough to tell keys apart, useless to an attacker
 SCOPES = ("read", "write")
 NAME_MAX_CHARS = 64
-# A site as a topic level may be (doc/topics.md): not empty, no '/', '+', '#' or control
-# character, not starting with '$', at most 128 characters.
-SITE_LEVEL = re.compile(r"[^/+#$\x00-\x1f][^/+#\x00-\x1f]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,7 @@ def check_new_key(name, scopes, site):
                       "the key.")
     if not scopes or any(scope not in SCOPES for scope in scopes):
         errors.append("Scopes: tick read, write or both.")
-    if site and (not SITE_LEVEL.fullmatch(site) or site == "octopus"):
+    if site and (not is_level(site) or site == "octopus"):
         errors.append("Site: one site name as it appears in topics (no '/', '+' or '#'), "
                       "or empty for every site.")
     return errors

@@ -11,6 +11,7 @@ import re
 from flask import jsonify, request
 
 from .. import live
+from ..topics import LEVEL
 from . import bp
 from .auth import check_site
 from .errors import ApiError, quoted
@@ -19,9 +20,6 @@ MAX_READINGS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 PUBLISH_TIMEOUT = 10.0  # seconds to wait for the broker's PUBACKs
 FIELDS = {"topic", "value", "ts", "unit"}
-# A device topic level as topic.js accepts it: not empty, no '/', '+', '#' or control
-# character, not starting with '$', at most 128 characters.
-LEVEL = r"[^/+#$\x00-\x1f][^/+#\x00-\x1f]{0,127}"
 MEASUREMENT_TOPIC = re.compile(rf"({LEVEL})/{LEVEL}/{LEVEL}/({LEVEL})")
 
 
