@@ -4,7 +4,7 @@ import logging
 import click
 from flask import Flask
 
-from . import api, auth, charts, config, db, devices, keys, live, rejects
+from . import api, auth, charts, config, db, devices, keys, live, modbus, rejects
 from .extensions import csrf, socketio
 
 __all__ = ["create_app", "shutdown", "socketio"]
@@ -40,6 +40,7 @@ def create_app(test_config=None):
     app.register_blueprint(rejects.bp)
     app.register_blueprint(charts.bp)
     app.register_blueprint(keys.bp)
+    app.register_blueprint(modbus.bp)
     api.init_app(app)  # /api/v1 (keys or session, CSRF for session writes) and /api/docs
     app.after_request(add_security_headers)
     if serving:

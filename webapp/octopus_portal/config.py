@@ -1,5 +1,6 @@
 """The portal's settings: read from the environment (names as in .env.example), with defaults."""
 import os
+from pathlib import Path
 
 # Settings that have a sensible value without any environment. Secrets have none.
 DEFAULTS = {
@@ -27,12 +28,14 @@ DEFAULTS = {
     "MIGRATE_AT_START": True,
     "MIGRATE_TIMEOUT": 60.0,
     "LIVE_ENABLED": True,
+    # Modbus device profiles (register maps), shared with Node-RED and the simulator.
+    "MODBUS_PROFILES_DIR": str(Path(__file__).resolve().parents[2] / "modbus" / "profiles"),
 }
 
 # Read from the environment under the same name (see .env.example).
 ENV_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
             "MQTT_HOST", "MQTT_PORT", "MQTT_PORTAL_USER", "MQTT_PORTAL_PASSWORD",
-            "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD")
+            "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD", "MODBUS_PROFILES_DIR")
 INTEGER_KEYS = ("PGPORT", "MQTT_PORT")
 
 
