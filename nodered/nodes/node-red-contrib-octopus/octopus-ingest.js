@@ -17,6 +17,7 @@ const { writeItems, loadReceipts, claimClockSlot, releaseClockSlot } = require('
 const { toLivePayload } = require('./lib/batch');
 const { resolveSettings, leaveGroupOnStop } = require('./lib/ingest-settings');
 const { consumerSettings } = require('./lib/broker-config');
+const { statsTopic } = require('./lib/topic');
 
 const STATS_INTERVAL_MS = 10000;
 const STATUS_INTERVAL_MS = 1000;
@@ -208,9 +209,9 @@ module.exports = function registerOctopusIngest(RED) {
 
         // One retained topic per worker: with one shared topic the retained copy would be
         // whichever worker wrote last. `+`, `#` and `/` cannot sit in one topic level.
-        const statsTopic = `octopus/stats/ingest/${String(worker).replace(/[/+#]/g, '_')}`;
+        const statsTopicName = statsTopic('ingest', worker);
         function sendStats() {
-            node.send([null, { topic: statsTopic, payload: stats(), retain: true }]);
+            node.send([null, { topic: statsTopicName, payload: stats(), retain: true }]);
         }
 
         let warnedPayloadType = false;

@@ -27,7 +27,9 @@ function poolConfigFromEnv(names = {}, env = process.env) {
         statement_timeout: 30000,
         query_timeout: 35000,
         idleTimeoutMillis: 30000,
-        max: 4,
+        // ingest writes (INGEST_WRITES_IN_FLIGHT, up to 4), the upkeep, and the Modbus poller's
+        // lock connection, which it holds for as long as it polls
+        max: 6,
     };
     const problems = [];
     for (const [key, fallback] of Object.entries(DEFAULT_ENV_NAMES)) {

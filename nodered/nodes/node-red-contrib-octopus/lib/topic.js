@@ -62,4 +62,10 @@ function explainBadTopic(topic) {
     return 'topic does not match <site>/<room>/<device>/<attribute>';
 }
 
-module.exports = { classifyTopic, MAX_LEVEL_CHARS, PLATFORM_PREFIX };
+/** The retained statistics topic of one worker, e.g. octopus/stats/ingest/<worker>. */
+function statsTopic(kind, worker) {
+    // a client id may hold characters that are not allowed in (or change) a topic level
+    return `${PLATFORM_PREFIX}stats/${kind}/${String(worker).replace(/[/+#]/g, '_')}`;
+}
+
+module.exports = { classifyTopic, statsTopic, MAX_LEVEL_CHARS, PLATFORM_PREFIX };
