@@ -13,7 +13,8 @@ from .processes import Supervisor
 from .settings import flag
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT")
+SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT",
+                 "MODBUS_SIM_PORT")
 
 
 def free_port():
@@ -101,12 +102,16 @@ class Stack:
         postgres.ensure_role_and_database(self.pg.superuser_conninfo(), self.config["PGUSER"],
                                           self.config["PGPASSWORD"], self.config["PGDATABASE"])
 
-    def migrate(self):
-        from octopus_portal.migrate import migrate_with_retry  # webapp/ is on PYTHONPATH
-        migrate_with_retry(postgres.psycopg.conninfo.make_conninfo(
+    def conninfo(self):
+        """libpq connection string of the platform's database role."""
+        return postgres.psycopg.conninfo.make_conninfo(
             host=self.config["PGHOST"], port=self.config["PGPORT"],
             dbname=self.config["PGDATABASE"], user=self.config["PGUSER"],
-            password=self.config["PGPASSWORD"]), log=lambda m: None)
+            password=self.config["PGPASSWORD"])
+
+    def migrate(self):
+        from octopus_portal.migrate import migrate_with_retry  # webapp/ is on PYTHONPATH
+        migrate_with_retry(self.conninfo(), log=lambda m: None)
 
     def start_mosquitto(self):
         conf = mosquitto.prepare(self.state_dir / "mosquitto", self.config)
@@ -152,11 +157,32 @@ class Stack:
         self.supervisor.wait_ready("portal", lambda: http_status(url) == 200, 60)
 
     def start_simulators(self):
-        if int(self.config.get("SIM_DEVICES") or 0) <= 0:
+        if int(self.config.get("SIM_DEVICES") or 0) > 0:
+            self.supervisor.start("simulators",
+                                  [sys.executable, "-m", "octopus_simulators.sensors"],
+                                  env=self.env(), stop_signal=signal.SIGINT)
+        self.start_modbus_simulators()
+
+    def start_modbus_simulators(self):
+        """The demo OSM27 reclosers (one port each), registered for polling if they are not
+        yet: planta/subestacion/reconectador1, 2, ..."""
+        count = int(self.config.get("MODBUS_SIM_DEVICES") or 0)
+        if count <= 0:
             return
-        self.supervisor.start("simulators",
-                              [sys.executable, "-m", "octopus_simulators.sensors"],
+        base_port = int(self.config["MODBUS_SIM_PORT"])
+        host = reachable_host(self.config.get("MODBUS_SIM_HOST", "127.0.0.1"))
+        self.supervisor.start("modbus-simulators",
+                              [sys.executable, "-m", "octopus_simulators.osm27"],
                               env=self.env(), stop_signal=signal.SIGINT)
+        self.supervisor.wait_ready("modbus-simulators",
+                                   lambda: port_open(host, base_port + count - 1))
+        with postgres.psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            for i in range(count):
+                conn.execute(
+                    "INSERT INTO modbus_devices (site, room, name, host, port, unit_id, profile)"
+                    " VALUES ('planta', 'subestacion', %s, %s, %s, 1, 'osm27')"
+                    " ON CONFLICT (site, room, name) DO NOTHING",
+                    (f"reconectador{i + 1}", host, base_port + i))
 
     def start(self, simulators=True):
         """Start everything in dependency order; on any failure stop what was started."""

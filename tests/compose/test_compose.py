@@ -12,7 +12,7 @@ import yaml
 from tests.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
-SERVICES = {"mosquitto", "postgres", "webapp", "nodered", "simulators"}
+SERVICES = {"mosquitto", "postgres", "webapp", "nodered", "simulators", "modbus-simulators"}
 PUBLISHED = {1883, 9001, 1880, 5000}  # MQTT, MQTT over WebSocket, Node-RED editor, portal
 RESTART_POLICIES = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$")
@@ -94,8 +94,9 @@ def bind_mounts(service):
 
 def test_the_services_are_the_platforms(services):
     assert set(services) == SERVICES
-    assert services["simulators"].get("profiles") == ["simulators"]
-    for name in SERVICES - {"simulators"}:
+    for name in ("simulators", "modbus-simulators"):
+        assert services[name].get("profiles") == ["simulators"]
+    for name in SERVICES - {"simulators", "modbus-simulators"}:
         assert "profiles" not in services[name], f"{name} must start with a plain `up`"
 
 

@@ -105,6 +105,10 @@ def platform_config(state_dir):
         INGEST_LINGER_MS="20",
         # rollups of finished minutes every second, so the tests need not wait 10 s
         MAINTENANCE_INTERVAL_S="1",
+        # Modbus: one demo recloser; device list and figures every second, short backoff,
+        # so that the tests see changes within a few seconds
+        MODBUS_SIM_DEVICES="1", MODBUS_REFRESH_S="1", MODBUS_STATS_INTERVAL_S="1",
+        MODBUS_BACKOFF_MAX_S="2",
     )
     return config
 

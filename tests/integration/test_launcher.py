@@ -46,7 +46,8 @@ def port_closed(port):
 def test_run_command_starts_stops_and_restarts_safely():
     state = make_state_dir("octopus-up-")
     env = dict(os.environ, OCTOPUS_ENV_FILE=str(state / ".env"),
-               OCTOPUS_STATE_DIR=str(state / "var"), SIM_DEVICES="2", SIM_INTERVAL_S="1")
+               OCTOPUS_STATE_DIR=str(state / "var"), SIM_DEVICES="2", SIM_INTERVAL_S="1",
+               MODBUS_SIM_DEVICES="1")
     ports = {key: str(free_port()) for key in SERVICE_PORTS}
     env.update(ports)
 
