@@ -229,3 +229,35 @@ def test_the_demo_recloser_is_polled(platform):
         "SELECT count(*) FROM attributes a JOIN devices d ON d.id = a.device_id"
         " WHERE (d.site, d.room, d.name) = ('planta', 'subestacion', 'reconectador1')")[0][0] == 10,
         30, what="the demo recloser's ten attributes")
+
+
+def test_the_recloser_view_follows_the_device_live(platform, fleet, site, new_page, artifacts_dir):
+    from playwright.sync_api import expect
+    device_id = platform.query("SELECT id FROM modbus_devices WHERE (site, name) = (%s, 'osm0')",
+                               (site,))[0][0]
+    page = new_page(viewport={"width": 1100, "height": 800})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(platform.portal_url + "/login")
+    page.fill("input[name=username]", platform.config["PORTAL_ADMIN_USER"])
+    page.fill("input[name=password]", platform.config["PORTAL_ADMIN_PASSWORD"])
+    page.click("button[type=submit]")
+    page.goto(f"{platform.portal_url}/modbus")
+    page.locator(f'[data-topic="{site}/subestacion/osm0"]').get_by_test_id(
+        "modbus-recloser-view").click()
+    expect(page.get_by_test_id("live-state")).to_have_attribute("data-state", "live")
+    # the simulator trips the recloser: the page shows it open with no current, as it happens
+    fleet.set_state(0, "lockout")
+    expect(page.get_by_test_id("recloser-estado")).to_have_attribute("data-state", "lockout",
+                                                                     timeout=10_000)
+    for phase in ("ia", "ib", "ic"):
+        expect(page.get_by_test_id(f"recloser-{phase}").locator(".value")).to_have_text("0")
+    fleet.set_state(0, "closed")
+    expect(page.get_by_test_id("recloser-estado")).to_have_attribute("data-state", "closed",
+                                                                     timeout=10_000)
+    served = fleet.values(0)
+    assert served["ia"] > 0
+    va = float(page.get_by_test_id("recloser-va").locator(".value").inner_text())
+    assert 12_000 < va < 14_500
+    page.screenshot(path=str(artifacts_dir / "recloser-view.png"))
+    assert errors == []

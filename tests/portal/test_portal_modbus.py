@@ -1,10 +1,13 @@
 """The /modbus page: admins add, change and remove Modbus devices; everyone logged in sees
 them with the polling figures that Node-RED writes into modbus_poll_stats."""
+import re
+from datetime import datetime, timezone
+
 import pytest
 
 from octopus_portal.auth import hasher
 
-from .helpers import csrf_token, login
+from .helpers import csrf_token, ingest, login
 
 DEVICE = {"site": "planta", "room": "subestacion", "name": "reconectador1",
           "host": "192.168.1.20", "port": "502", "unit_id": "1", "profile": "osm27",
@@ -117,7 +120,7 @@ def test_polling_figures_and_the_last_error_are_shown(logged_in, db):
                         ("garbage", 1), ("overflows", 2)):
         assert f'data-kind="{kind}" data-count="{count}"' in page
     assert "Modbus exception 4 (server device failure)" in page
-    assert '<span class="status offline">offline</span>' in page
+    assert '<span class="status status-offline">offline</span>' in page
 
 
 def test_others_see_the_devices_but_only_admins_change_them(app, logged_in, db):
@@ -141,3 +144,34 @@ def test_forms_need_the_csrf_token_and_a_login(app, logged_in, db):
     assert logged_in.post("/modbus", data=DEVICE).status_code == 400
     assert devices(db) == []
     assert app.test_client().get("/modbus").headers["Location"].startswith("/login")
+
+
+def test_the_recloser_view_lays_out_the_stored_values(logged_in, db):
+    add(logged_in)
+    device_id = db.execute("SELECT id FROM modbus_devices").fetchone()["id"]
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    values = {"ia": 101.5, "ib": 99.8, "ic": 100.2, "va": 13221.4, "vb": 13190.0,
+              "vc": 13250.9, "p_act": 3900.25, "p_react": 1100.5, "fp": 0.9624}
+    ingest(db, [("planta", "subestacion", "reconectador1", name, at, value, None, None)
+                for name, value in values.items()]
+           + [("planta", "subestacion", "reconectador1", "estado", at, None, "lockout", None)],
+           statuses=[("planta", "subestacion", "reconectador1", "online", at)])
+    assert 'data-testid="modbus-recloser-view"' in logged_in.get("/modbus").get_data(as_text=True)
+    page = logged_in.get(f"/modbus/{device_id}/recloser").get_data(as_text=True)
+    for name, value in values.items():
+        cell = re.search(rf'data-testid="recloser-{name}".*?</td>', page, re.S).group(0)
+        assert f'<span class="value">{value:g}</span>' in cell, (name, cell)
+    assert 'data-state="lockout"' in page and "status-online" in page
+    # phases side by side: one row of currents, one of voltages, A, B, C in that order
+    currents = re.search(r"<th>Current</th>(.*?)</tr>", page, re.S).group(1)
+    assert [m for m in re.findall(r'data-attribute="(\w+)"', currents)] == ["ia", "ib", "ic"]
+
+
+def test_no_recloser_view_for_a_profile_without_those_attributes(make_app, tmp_path, db):
+    (tmp_path / "meter.json").write_text('{"title": "Meter", "attributes": [{"name": "kwh"}]}')
+    client = make_app(MODBUS_PROFILES_DIR=str(tmp_path)).test_client()
+    login(client)
+    assert add(client, profile="meter").status_code == 302
+    device_id = db.execute("SELECT id FROM modbus_devices").fetchone()["id"]
+    assert 'modbus-recloser-view' not in client.get("/modbus").get_data(as_text=True)
+    assert client.get(f"/modbus/{device_id}/recloser").status_code == 404

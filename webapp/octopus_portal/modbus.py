@@ -8,6 +8,7 @@ from flask_login import current_user
 from psycopg import errors
 
 from .db import get_db
+from .devices import display_value
 from .topics import is_level
 
 bp = Blueprint("modbus", __name__)
@@ -91,8 +92,10 @@ def render_page(status=200, **context):
     """The device list, and (for admins) the form to add or change one."""
     devices = get_db().execute(LIST_SQL).fetchall()
     context.setdefault("form", form_values())
-    return render_template("modbus.html", devices=devices, profiles=profiles(),
-                           **context), status
+    known = profiles()
+    views = {name for name, p in known.items() if has_recloser_view(p)}
+    return render_template("modbus.html", devices=devices, profiles=known,
+                           recloser_profiles=views, **context), status
 
 
 def admin_only():
@@ -159,6 +162,35 @@ def edit(device_id):
     if problems:
         return render_page(400, form=form, editing=device, errors=problems)
     return redirect(url_for("modbus.index"))
+
+
+# The attributes the recloser view lays out; any profile that has them gets the view.
+RECLOSER_ATTRIBUTES = {"ia", "ib", "ic", "va", "vb", "vc", "p_act", "p_react", "fp", "estado"}
+LAST_VALUES_SQL = """
+SELECT a.name, a.unit, a.last_ts, a.last_num, a.last_txt, d.status
+  FROM devices d JOIN attributes a ON a.device_id = d.id
+ WHERE (d.site, d.room, d.name) = (%s, %s, %s)"""
+
+
+def has_recloser_view(profile):
+    """Whether a profile's attributes are those the recloser view shows."""
+    return RECLOSER_ATTRIBUTES <= set(profile.get("attributes", ()))
+
+
+@bp.get("/modbus/<int:device_id>/recloser")
+def recloser(device_id):
+    """A recloser at a glance: the three phases side by side, P, Q, PF and its state, live."""
+    device = stored_device(device_id)
+    if not has_recloser_view(profiles().get(device["profile"], {})):
+        abort(404)
+    rows = get_db().execute(LAST_VALUES_SQL, (device["site"], device["room"],
+                                              device["name"])).fetchall()
+    values = {r["name"]: {"value": display_value(r["last_num"], r["last_txt"]),
+                          "unit": r["unit"] or "", "ts": r["last_ts"]} for r in rows}
+    status = rows[0]["status"] if rows else None
+    return render_template("recloser.html", device=device, values=values,
+                           status=status or "unknown",
+                           key=f"{device['site']}/{device['room']}/{device['name']}")
 
 
 @bp.post("/modbus/<int:device_id>/delete")
