@@ -14,12 +14,12 @@ import asyncio
 import logging
 import os
 import random
-import signal
 import sys
 import threading
 import time
 
 from . import config, modbus_profile
+from .shutdown import stop_on_signals
 from .grid import MEASUREMENTS, STATES, FeederSettings, Recloser
 from .modbus_server import FAULTS, DeviceServer
 
@@ -268,14 +268,7 @@ def main(argv=None):
             fleet.stop_device(index)
         else:
             fleet.set_fault(index, fault)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals(log)
     try:
         fleet.start()
     except OSError as exc:

@@ -8,7 +8,6 @@ publishes `online` (retained) whenever it connects and `offline` when stopped cl
 """
 import logging
 import random
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from . import bad_data, config, layout, payloads
+from .shutdown import stop_on_signals
 from .values import Drift
 
 log = logging.getLogger("octopus_simulators.sensors")
@@ -214,14 +214,7 @@ def main(argv=None):
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # paho logs every packet at debug level: keep only its warnings and errors.
     logging.getLogger("octopus_simulators.paho").setLevel(logging.WARNING)
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        log.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop = stop_on_signals(log)
     return run(settings, stop)
 
 
