@@ -19,7 +19,9 @@ from tests.helpers import ROOT
 from tests.integration.conftest import wait_for
 
 PROFILE = json.loads((ROOT / "modbus/profiles/osm27.json").read_text())
-INTERVAL_S = 0.5
+# 1 s, the usual interval: "offline within 3 poll intervals" then has a second of margin on
+# a loaded CI machine
+INTERVAL_S = 1.0
 FAILURE_KINDS = ("timeouts", "exceptions", "connection_errors", "garbage")
 
 
@@ -170,7 +172,7 @@ def test_a_stopped_device_goes_offline_in_time_and_the_others_keep_their_rate(pl
                               interval=0.05, what="osm1 offline")
         assert offline_at - stopped_at <= 3 * INTERVAL_S, \
             f"offline after {offline_at - stopped_at:.2f} s, more than 3 poll intervals"
-        time.sleep(4)
+        time.sleep(6)
         outage_end = time.time()
 
         restarted_at = time.monotonic()
@@ -179,7 +181,7 @@ def test_a_stopped_device_goes_offline_in_time_and_the_others_keep_their_rate(pl
                  what="osm1 online again")
     finally:
         watch.close()
-    # the others were polled at their rate all along (a poll every 0.5 s, stored by poll time)
+    # the others were polled at their rate all along (stored by poll time)
     window = (outage_start + 1, outage_end - 1)
     expected_polls = (window[1] - window[0]) / INTERVAL_S
     wait_for(lambda: readings_between(platform, site, "osm0", outage_end, time.time() + 1) > 0,
