@@ -1,6 +1,7 @@
 """`python -m bench` (`./octopus bench`): measure the ingest against the bare broker and the
 usual tutorial flow, in one run, with one load generator; print the figures and the targets.
-`./octopus bench history`: the history queries on 100 million rows (bench/history.py)."""
+`./octopus bench history`: the history queries on 100 million rows (bench/history.py).
+`./octopus bench modbus`: 100 simulated Modbus devices polled every second (bench/modbus.py)."""
 import argparse
 import sys
 import time
@@ -16,7 +17,8 @@ from .loadgen import Load  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="./octopus bench", description=__doc__,
-                                epilog="./octopus bench history --help: the history benchmark's options")
+                                epilog="./octopus bench history --help, ./octopus bench modbus --help: those "
+                                       "benchmarks' options")
     p.add_argument("--messages", type=int, default=300_000,
                    help="messages in (a) bare broker and (c) Octopus ingest (default 300,000)")
     p.add_argument("--tutorial-messages", type=int, default=50_000,
@@ -44,6 +46,9 @@ def main(argv=None):
     if argv[:1] == ["history"]:
         from . import history
         return history.main(argv[1:])
+    if argv[:1] == ["modbus"]:
+        from . import modbus
+        return modbus.main(argv[1:])
     args = parse_args(argv)
     load = Load(messages=args.messages, processes=args.processes,
                 connections=args.connections, window=args.window, timeout_s=args.timeout)
