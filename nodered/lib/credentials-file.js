@@ -54,16 +54,25 @@ function checkTemplate(template, file) {
 }
 
 /**
- * Write the encrypted credentials file from the template if it does not exist yet.
- * Returns the path written, or null when the file was already there (it is never replaced:
- * credentials changed in the editor are kept).
+ * Write the encrypted credentials file from the template if it does not exist yet, or add
+ * to it the template's entries for nodes it has none for (a node a newer flow brought).
+ * Returns the path written, or null when nothing was missing: entries already there are
+ * never replaced (credentials changed in the editor are kept).
  */
 function seedCredentialsFile({ userDir, flowFile, templateFile, secret, pretty = true }) {
     const target = credentialsPath(userDir, flowFile);
-    if (fs.existsSync(target)) return null;
     const template = JSON.parse(fs.readFileSync(templateFile, 'utf8'));
     checkTemplate(template, templateFile);
-    const encrypted = encryptCredentials(secret, template);
+    let current = {};
+    if (fs.existsSync(target)) {
+        try {
+            current = decryptCredentials(secret, JSON.parse(fs.readFileSync(target, 'utf8')));
+        } catch (err) {
+            return null; // not ours to repair: Node-RED reports a file it cannot decrypt
+        }
+        if (Object.keys(template).every((id) => id in current)) return null;
+    }
+    const encrypted = encryptCredentials(secret, { ...template, ...current });
     fs.mkdirSync(userDir, { recursive: true });
     fs.writeFileSync(target, pretty ? JSON.stringify(encrypted, null, 4) : JSON.stringify(encrypted), { mode: 0o600 });
     return target;

@@ -7,7 +7,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const {
-    seedCredentialsFile, decryptCredentials, credentialsPath,
+    seedCredentialsFile, decryptCredentials, encryptCredentials, credentialsPath,
 } = require('../lib/credentials-file');
 
 const TEMPLATE = path.join(__dirname, '..', '..', 'flows', 'credentials.template.json');
@@ -53,12 +53,27 @@ test('seeded from the template, encrypted, readable by Node-RED with the same se
     await assert.rejects(loadWithNodeRed('wrong', content), /Failed to decrypt credentials/);
 });
 
-test('an existing credentials file is never replaced', () => {
+test('a credentials file this secret cannot decrypt is left alone for Node-RED to report', () => {
     const dir = tempDir();
     const file = path.join(dir, 'octopus_cred.json');
     fs.writeFileSync(file, '{"$":"kept"}');
     assert.equal(seedCredentialsFile({ userDir: dir, flowFile: 'octopus.json', templateFile: TEMPLATE, secret: 'k' }), null);
     assert.equal(fs.readFileSync(file, 'utf8'), '{"$":"kept"}');
+});
+
+test('entries for nodes a newer flow brought are added; existing ones are kept', () => {
+    const dir = tempDir();
+    const template = path.join(dir, 'template.json');
+    fs.writeFileSync(template, JSON.stringify({ broker: { user: '${U}', password: '${P}' } }));
+    seedCredentialsFile({ userDir: dir, flowFile: 'f.json', templateFile: template, secret: 'k' });
+    const file = path.join(dir, 'f_cred.json');
+    // changed in the editor since: kept
+    fs.writeFileSync(file, JSON.stringify(encryptCredentials('k', { broker: { user: 'edited', password: 'x' } })));
+    fs.writeFileSync(template, JSON.stringify({ broker: { user: '${U}', password: '${P}' }, mail: { userid: '${M}' } }));
+    assert.equal(seedCredentialsFile({ userDir: dir, flowFile: 'f.json', templateFile: template, secret: 'k' }), file);
+    assert.deepEqual(decryptCredentials('k', JSON.parse(fs.readFileSync(file, 'utf8'))),
+        { broker: { user: 'edited', password: 'x' }, mail: { userid: '${M}' } });
+    assert.equal(seedCredentialsFile({ userDir: dir, flowFile: 'f.json', templateFile: template, secret: 'k' }), null);
 });
 
 test('a template holding a value instead of a ${VAR} placeholder is refused', () => {
