@@ -27,9 +27,9 @@ function poolConfigFromEnv(names = {}, env = process.env) {
         statement_timeout: 30000,
         query_timeout: 35000,
         idleTimeoutMillis: 30000,
-        // ingest writes (INGEST_WRITES_IN_FLIGHT, up to 4), the upkeep, and the Modbus poller's
-        // lock connection, which it holds for as long as it polls
-        max: 6,
+        // ingest writes (INGEST_WRITES_IN_FLIGHT, up to 4), the upkeep, and the lock connections of
+        // the Modbus poller and the alert engine, each held for as long as it runs
+        max: 8,
     };
     const problems = [];
     for (const [key, fallback] of Object.entries(DEFAULT_ENV_NAMES)) {

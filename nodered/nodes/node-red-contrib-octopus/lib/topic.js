@@ -68,4 +68,31 @@ function statsTopic(kind, worker) {
     return `${PLATFORM_PREFIX}stats/${kind}/${String(worker).replace(/[/+#]/g, '_')}`;
 }
 
-module.exports = { classifyTopic, statsTopic, MAX_LEVEL_CHARS, PLATFORM_PREFIX };
+/**
+ * An MQTT topic filter (`+` one level, `#` the remaining levels) over topics of `depth`
+ * levels, made once: {match(topic): boolean} or {problem} saying what is wrong with it.
+ * E.g. over <site>/<room>/<device>: '#', 'planta/#', 'oficina/+/servidor1'.
+ */
+function compileTopicFilter(filter, depth) {
+    if (typeof filter !== 'string' || filter === '') return { problem: 'the filter is empty' };
+    const levels = filter.split('/');
+    const hash = levels.indexOf('#');
+    if (hash >= 0 && hash !== levels.length - 1) return { problem: `'#' must be the last level of "${filter}"` };
+    if (levels.some((l) => l !== '+' && l !== '#' && /[+#]/.test(l))) {
+        return { problem: `a wildcard must be a whole level in "${filter}" ('+' or '#' alone between '/')` };
+    }
+    if (levels.some((l) => l === '')) return { problem: `"${filter}" has an empty level` };
+    const fixed = hash >= 0 ? levels.length - 1 : levels.length;
+    if (fixed > depth || (hash < 0 && fixed < depth)) {
+        return { problem: `"${filter}" has ${levels.length} level${levels.length === 1 ? '' : 's'}: it can never match a topic of ${depth}` };
+    }
+    const match = (topic) => {
+        const t = topic.split('/');
+        if (hash < 0 ? t.length !== levels.length : t.length < fixed) return false;
+        for (let i = 0; i < fixed; i++) if (levels[i] !== '+' && levels[i] !== t[i]) return false;
+        return true;
+    };
+    return { match };
+}
+
+module.exports = { classifyTopic, statsTopic, compileTopicFilter, MAX_LEVEL_CHARS, PLATFORM_PREFIX };
