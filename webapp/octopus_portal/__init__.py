@@ -1,10 +1,11 @@
-"""Octopus portal: devices, live values and rejects, behind a login (Flask + Flask-SocketIO)."""
+"""Octopus portal: devices, live values, rejects, alerts, behind a login (Flask-SocketIO)."""
 import logging
 
 import click
 from flask import Flask
 
-from . import api, auth, charts, config, db, devices, keys, live, modbus, rejects
+from . import (alert_channels, alert_rules, alerts, api, auth, charts, config, db, devices,
+               keys, live, modbus, rejects)
 from .extensions import csrf, socketio
 
 __all__ = ["create_app", "shutdown", "socketio"]
@@ -41,6 +42,9 @@ def create_app(test_config=None):
     app.register_blueprint(charts.bp)
     app.register_blueprint(keys.bp)
     app.register_blueprint(modbus.bp)
+    app.register_blueprint(alerts.bp)
+    app.register_blueprint(alert_rules.bp)
+    app.register_blueprint(alert_channels.bp)
     api.init_app(app)  # /api/v1 (keys or session, CSRF for session writes) and /api/docs
     app.after_request(add_security_headers)
     if serving:

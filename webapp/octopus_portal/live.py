@@ -1,4 +1,5 @@
-"""The live view's feed: an MQTT client on `octopus/live` whose messages go to Socket.IO clients.
+"""The live view's feed: an MQTT client on `octopus/live` and `octopus/alerts/#` whose
+messages go to Socket.IO clients; it also publishes what the portal sends to MQTT.
 
 Each portal process subscribes on its own (not a shared subscription), so every process
 gets every message and forwards it to the browsers connected to it: more portal processes
@@ -24,6 +25,21 @@ EVENT = "live"  # the Socket.IO event a browser receives
 ROOM = "live"   # every logged-in browser joins it; only they receive EVENT
 EXTENSION = "octopus_live"  # key in app.extensions
 
+# Alert states (doc/alerts.md): octopus/alerts/<rule_id>/<site>/<room>/<device>/<attribute>,
+# retained, one JSON object per alert. They reach browsers as ALERT_EVENT on the namespace
+# ALERTS_NAMESPACE (same room): a page that also follows octopus/live multiplexes both
+# namespaces over its one Socket.IO connection instead of opening a second.
+ALERTS_TOPIC = "octopus/alerts/#"
+ALERTS_PREFIX = "octopus/alerts/"
+ALERT_EVENT = "alert"
+ALERTS_NAMESPACE = "/alerts"
+# the rule_id level of an alert whose rule was deleted: published there, never retained
+DELETED_RULE = "deleted"
+ALERT_FIELDS = ("id", "rule_id", "rule_name", "site", "room", "device", "attribute",
+                "severity", "message", "state", "raised_at", "raised_value", "acked_at",
+                "acked_by", "cleared_at", "cleared_value", "flapping")
+ALERT_STATES = ("active", "acknowledged", "cleared")
+
 log = logging.getLogger(__name__)
 
 
@@ -40,8 +56,32 @@ def parse(payload):
     return message
 
 
+def parse_alert(payload):
+    """An alert state as a dict of ALERT_FIELDS, or None if it is not one."""
+    try:
+        alert = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(alert, dict) or alert.get("state") not in ALERT_STATES:
+        return None
+    if not isinstance(alert.get("id"), int) or isinstance(alert["id"], bool):
+        return None
+    if not all(isinstance(alert.get(key), str) and alert[key]
+               for key in ("site", "room", "device", "attribute")):
+        return None
+    return {key: alert.get(key) for key in ALERT_FIELDS}
+
+
+def alert_topic(alert):
+    """The topic of an alert's state: octopus/alerts/<rule_id>/<site>/<room>/<device>/<attr>."""
+    rule = DELETED_RULE if alert["rule_id"] is None else str(alert["rule_id"])
+    return "/".join((ALERTS_PREFIX + rule, alert["site"], alert["room"], alert["device"],
+                     alert["attribute"]))
+
+
 class LiveBridge:
-    """Owns one paho-mqtt client subscribed to TOPIC; `emit(event, data)` forwards a message."""
+    """Owns one paho-mqtt client subscribed to TOPIC and ALERTS_TOPIC; `emit(event, data)`
+    forwards a message."""
 
     def __init__(self, host, port, username, password, emit):
         self.host, self.port = host, port
@@ -81,15 +121,19 @@ class LiveBridge:
                       "MQTT_PORTAL_USER and MQTT_PORTAL_PASSWORD. Retrying.",
                       self.host, self.port, reason_code)
             return
-        # Subscribing here, not once in start(), renews the subscription after a reconnect.
-        client.subscribe(TOPIC, qos=0)
+        # Subscribing here, not once in start(), renews the subscription after a reconnect
+        # (and brings every retained alert state again: pages apply them idempotently).
+        client.subscribe([(TOPIC, 0), (ALERTS_TOPIC, 1)])
 
     def on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        if any(code.is_failure for code in reason_codes):
+        refused = [topic for topic, code in zip((TOPIC, ALERTS_TOPIC), reason_codes)
+                   if code.is_failure]
+        if refused:
             log.error("the broker refused the subscription to %s (%s); the portal's "
-                      "MQTT account needs read access to it (mosquitto/acl)", TOPIC, reason_codes)
+                      "MQTT account needs read access to it (mosquitto/acl)",
+                      " and ".join(refused), reason_codes)
             return
-        log.info("subscribed to %s", TOPIC)
+        log.info("subscribed to %s and %s", TOPIC, ALERTS_TOPIC)
         self.subscribed.set()
 
     def on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -98,7 +142,10 @@ class LiveBridge:
             log.warning("lost the MQTT connection (%s); reconnecting", reason_code)
 
     def on_message(self, client, userdata, message):
-        """Forward one octopus/live message to the browsers, or drop it if malformed."""
+        """Forward one octopus/live or alert message to the browsers, or drop it if malformed."""
+        if message.topic.startswith(ALERTS_PREFIX):
+            self.on_alert(message)
+            return
         data = parse(message.payload)
         if data is None:
             log.warning("dropped a malformed message on %s (%d bytes): %r",
@@ -106,13 +153,27 @@ class LiveBridge:
             return
         self.emit(EVENT, data)
 
+    def on_alert(self, message):
+        """Forward one alert state to the browsers; an empty payload (a retained state
+        removed, e.g. when its rule was deleted) is nothing to show."""
+        if not message.payload:
+            return
+        alert = parse_alert(message.payload)
+        if alert is None:
+            log.warning("dropped a malformed alert state on %s (%d bytes): %r",
+                        message.topic, len(message.payload), message.payload[:80])
+            return
+        self.emit(ALERT_EVENT, alert)
+
 
 def emit_to_browsers(event, data):
     """Send `event` to every logged-in browser connected to this process."""
-    socketio.emit(event, data, to=ROOM)
+    namespace = ALERTS_NAMESPACE if event == ALERT_EVENT else "/"
+    socketio.emit(event, data, to=ROOM, namespace=namespace)
 
 
 @socketio.on("connect")
+@socketio.on("connect", namespace=ALERTS_NAMESPACE)
 def on_socket_connect(auth=None):
     """Let only logged-in users in; they join the room that receives live messages."""
     if not current_user.is_authenticated:
@@ -146,22 +207,23 @@ class PublishError(RuntimeError):
     """The broker did not take every message; the text says why, for the API's caller."""
 
 
-def publish(messages, timeout):
+def send(messages, timeout, retain=False):
     """Publish (topic, payload) pairs at QoS 1 on this app's MQTT connection and wait until
-    the broker has acknowledged every one (HTTP ingest: the readings then take the devices'
-    path). Raise PublishError if it is not connected or does not confirm within `timeout` s.
+    the broker has acknowledged every one, at most `timeout` s; return how many it did not.
+    Raise PublishError if there is no connection to publish on.
     """
     bridge = current_app.extensions.get(EXTENSION)
     if bridge is None or not bridge.started:
         raise PublishError("the portal has no MQTT connection (LIVE_ENABLED is off), so it "
-                           "cannot pass readings on")
+                           "cannot publish")
     if not bridge.client.is_connected():
         # refused before publishing: paho would queue the messages and send them after a
         # reconnect, behind the caller's back
         raise PublishError(f"the portal is not connected to the MQTT broker at "
                            f"{bridge.host}:{bridge.port}; try again shortly")
     deadline = time.monotonic() + timeout
-    sent = [bridge.client.publish(topic, payload, qos=1) for topic, payload in messages]
+    sent = [bridge.client.publish(topic, payload, qos=1, retain=retain)
+            for topic, payload in messages]
     unconfirmed = 0
     for info in sent:
         try:
@@ -169,9 +231,35 @@ def publish(messages, timeout):
         except (RuntimeError, ValueError):  # the connection dropped under the message
             pass
         unconfirmed += not info.is_published()
+    return unconfirmed
+
+
+def publish(messages, timeout):
+    """Publish (topic, payload) pairs at QoS 1 and wait until the broker has acknowledged
+    every one (HTTP ingest: the readings then take the devices' path). Raise PublishError if
+    it is not connected or does not confirm within `timeout` s.
+    """
+    unconfirmed = send(messages, timeout)
     if unconfirmed:
         log.warning("the broker did not acknowledge %d of %d HTTP readings within %g s",
-                    unconfirmed, len(sent), timeout)
-        raise PublishError(f"the MQTT broker did not confirm {unconfirmed} of {len(sent)} "
+                    unconfirmed, len(messages), timeout)
+        raise PublishError(f"the MQTT broker did not confirm {unconfirmed} of {len(messages)} "
                            f"readings within {timeout:g} s; send them again (readings with "
                            "a ts are stored once however often they are sent)")
+
+
+def publish_alerts(timeout, retained=(), passing=(), removed=()):
+    """Publish alert states (dicts of ALERT_FIELDS) at QoS 1 on their alert_topic():
+    `retained` ones are kept by the broker (the newest alert of its topic, rule not deleted),
+    `passing` ones only reach whoever listens now (an older alert of the same topic, whose
+    state must not replace the newer one's; an alert of a deleted rule); the retained states
+    on the topics `removed` are deleted. Raise PublishError if the broker does not confirm
+    every message within `timeout` s.
+    """
+    keep = [(alert_topic(a), json.dumps(a)) for a in retained] + [(t, b"") for t in removed]
+    once = [(alert_topic(a), json.dumps(a)) for a in passing]
+    unconfirmed = (send(keep, timeout, retain=True) if keep else 0) + \
+        (send(once, timeout) if once else 0)
+    if unconfirmed:
+        raise PublishError(f"the MQTT broker did not confirm {unconfirmed} of "
+                           f"{len(keep) + len(once)} alert messages within {timeout:g} s")
