@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import requests
 
-from launcher.stack import Stack, isolated_config
+from launcher.stack import Stack, free_port, isolated_config
 from tests.helpers import ROOT, make_state_dir
 
 
@@ -109,6 +109,10 @@ def platform_config(state_dir):
         # so that the tests see changes within a few seconds
         MODBUS_SIM_DEVICES="1", MODBUS_REFRESH_S="1", MODBUS_STATS_INTERVAL_S="1",
         MODBUS_BACKOFF_MAX_S="2",
+        # alerts: rules re-read every second; a short notification interval and flap window
+        # so that the rate limit shows within a test; the tests' own SMTP server
+        ALERTS_REFRESH_S="1", ALERT_NOTIFY_MIN_INTERVAL_S="5", ALERT_FLAP_COUNT="4",
+        ALERT_FLAP_WINDOW_S="60", SMTP_HOST="127.0.0.1", SMTP_PORT=str(free_port()),
     )
     return config
 
