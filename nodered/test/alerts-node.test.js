@@ -90,6 +90,20 @@ describe('octopus-alerts in Node-RED', () => {
         assert.ok(Date.now() - t0 < 1000, `closed in ${Date.now() - t0} ms`);
     });
 
+    it('with the database unreachable past ALERT_DB_DOWN_AFTER_S: raises "database unreachable" without it', async () => {
+        Object.assign(process.env, { ALERTS_TEST_PGHOST: '127.0.0.1', ALERTS_TEST_PGPORT: String(await freePort()), ALERTS_TEST_PGUSER: 'nobody' });
+        await load([octopusDb, octopusAlerts], flow({ dbDownAfterS: '0' }));
+        const states = [];
+        helper.getNode('mqtt').on('input', (msg) => states.push(msg));
+        await until(() => lastStatus('alerts').text === 'database unreachable: alert raised', 3000, 'the status');
+        assert.deepEqual(lastStatus('alerts'), { fill: 'red', shape: 'dot', text: 'database unreachable: alert raised' });
+        const warnings = helper.log().args.filter((a) => a[0].type === 'octopus-alerts' && a[0].level === helper.log().WARN);
+        assert.ok(warnings.some((w) => /raised the alert "database unreachable" without the database .*ECONNREFUSED.*0 channels notified/.test(w[0].msg)));
+        await until(() => states.length === 1, 1000, 'the state');
+        assert.equal(states[0].topic, 'octopus/alerts/platform/octopus/platform/database/reachable');
+        assert.equal(JSON.parse(states[0].payload).state, 'active');
+    });
+
     it('its e-mail message, sent by the stock e-mail node (To left empty), arrives as plain text', async () => {
         const received = [];
         const smtp = new SMTPServer({

@@ -124,22 +124,22 @@ test('alerts: the e-mail body is plain text, with a link when the portal URL is 
 test('alerts: settings from the node, else the environment, else the defaults', () => {
     const { settings, problems } = resolveAlertSettings({}, {});
     assert.deepEqual(settings, {
-        refreshS: 2, notifyMinIntervalS: 300, flapCount: 4, flapWindowS: 600, emailFrom: 'octopus@localhost', portalUrl: '',
+        refreshS: 2, notifyMinIntervalS: 300, flapCount: 4, flapWindowS: 600, dbDownAfterS: 30, emailFrom: 'octopus@localhost', portalUrl: '',
     });
     assert.deepEqual(problems, []);
     const env = {
         ALERTS_REFRESH_S: '5', ALERT_NOTIFY_MIN_INTERVAL_S: '0', ALERT_FLAP_COUNT: '1', ALERT_FLAP_WINDOW_S: '60',
-        ALERT_EMAIL_FROM: 'alerts@plant.example', PORTAL_URL: 'not a url',
+        ALERT_DB_DOWN_AFTER_S: '0', ALERT_EMAIL_FROM: 'alerts@plant.example', PORTAL_URL: 'not a url',
     };
     const fromEnv = resolveAlertSettings({ refreshS: '3' }, env);
     assert.deepEqual(fromEnv.settings, {
-        refreshS: 3, notifyMinIntervalS: 0, flapCount: 4, flapWindowS: 60, emailFrom: 'alerts@plant.example', portalUrl: '',
+        refreshS: 3, notifyMinIntervalS: 0, flapCount: 4, flapWindowS: 60, dbDownAfterS: 0, emailFrom: 'alerts@plant.example', portalUrl: '',
     });
     assert.equal(fromEnv.problems.length, 2);
     assert.match(fromEnv.problems[0], /ALERT_FLAP_COUNT="1" is not a whole number ≥ 2; using 4/);
     assert.match(fromEnv.problems[1], /PORTAL_URL="not a url" is not an http\(s\) URL/);
     assert.deepEqual(engineSettings(fromEnv.settings), {
-        notifyMinIntervalMs: 0, flapCount: 4, flapWindowMs: 60000, emailFrom: 'alerts@plant.example', portalUrl: '',
+        notifyMinIntervalMs: 0, flapCount: 4, flapWindowMs: 60000, dbDownAfterMs: 0, emailFrom: 'alerts@plant.example', portalUrl: '',
     });
 });
 

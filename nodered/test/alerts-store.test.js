@@ -3,13 +3,14 @@
 // schema made from postgres/migrations: the raise and clear statements (one open alert per
 // rule and attribute, whatever happens), then the whole service (lib/alerts-service.js):
 // rules read while it runs, the state rebuilt from the open alerts after a restart, stale
-// rules started from the last readings, one evaluating worker and the others standing by.
+// rules started from the last readings, one evaluating worker and the others standing by,
+// and the lock connection terminated with the database out of reach: "database unreachable".
 const { describe, it, before, after, test } = require('node:test');
 const assert = require('node:assert/strict');
 const { Pool } = require('pg');
 const { migratedSchema, dropSchema } = require('./helpers/database');
 const {
-    raiseAlert, clearAlert, addEvents, RAISE_SQL, CLEAR_SQL, EVENTS_SQL,
+    raiseAlert, clearAlert, addEvents, RAISE_SQL, CLEAR_SQL, EVENTS_SQL, OUTAGE_SQL,
 } = require('../nodes/node-red-contrib-octopus/lib/alerts-store');
 const { AlertService } = require('../nodes/node-red-contrib-octopus/lib/alerts-service');
 
@@ -24,7 +25,7 @@ async function until(check, ms, what) {
 }
 
 test('alerts store: statements with parameters only', () => {
-    for (const sql of [RAISE_SQL, CLEAR_SQL, EVENTS_SQL]) assert.doesNotMatch(sql, /'\$|\$\{|oficina/);
+    for (const sql of [RAISE_SQL, CLEAR_SQL, EVENTS_SQL, OUTAGE_SQL]) assert.doesNotMatch(sql, /'\$|\$\{|oficina/);
     assert.match(RAISE_SQL, /ON CONFLICT \(rule_id, site, room, device, attribute\) WHERE cleared_at IS NULL DO NOTHING/);
     assert.match(CLEAR_SQL, /WHERE id = \$1 AND cleared_at IS NULL/);
 });
@@ -135,7 +136,7 @@ if (!URL) {
         await until(() => a.state === 'evaluating', 3000, 'the first worker to evaluate');
         const b = service('b');
         await until(() => b.state === 'standby', 3000, 'the second worker to stand by');
-        assert.deepEqual(a.summary(), { state: 'evaluating', rules: 1, active: 0 });
+        assert.deepEqual(a.summary(), { state: 'evaluating', rules: 1, active: 0, databaseAlert: false });
 
         assert.equal(b.input(JSON.stringify(live(40))), true, 'a standby worker drops input unread');
         assert.equal(a.input(JSON.stringify(live(40))), true);
@@ -235,6 +236,56 @@ if (!URL) {
         b.input(live(20));
         await until(async () => (await openAlerts()).length === 0, 2000, 'the clear');
         assert.equal((await q('SELECT count(*)::int AS n FROM alerts WHERE rule_name = $1', ['hot again'])).rows[0].n, 1);
+    });
+
+    it('the lock connection terminated and PostgreSQL refused: "database unreachable" without it, recorded once back', async () => {
+        await q("INSERT INTO notification_channels (name, kind, target, severities) VALUES ('pager', 'webhook', 'https://hooks.example.com/x', '{critical}')");
+        // a worker of its own lock, whose connections go nowhere while `down` (a refused port: a real refusal)
+        const key = lockKey + 1;
+        const nowhere = new Pool({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 1000 });
+        let down = false;
+        const sent = [[], [], []];
+        const s = new AlertService({
+            getPool: () => (down ? nowhere : pool),
+            settings: {
+                refreshMs: 50, dbDownAfterMs: 300, notifyMinIntervalMs: 300e3, flapCount: 4, flapWindowMs: 600e3, emailFrom: 'octopus@localhost', portalUrl: '',
+            },
+            publish: (output, msg) => sent[output].push(msg),
+            lockKey: key,
+        });
+        const states = () => sent[0].filter((m) => m.retain).map((m) => JSON.parse(m.payload));
+        try {
+            s.start();
+            await until(() => s.state === 'evaluating', 3000, 'the worker to evaluate');
+            down = true;
+            const t0 = Date.now();
+            await q(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+                AND ((classid::bigint << 32) | objid::bigint) = $1`, [key]);
+            await until(() => states().length === 1, 3000, 'the database alert');
+            assert.ok(Date.now() - t0 >= 300, 'not before ALERT_DB_DOWN_AFTER_S');
+            const [raised] = states();
+            assert.deepEqual([raised.id, raised.rule_name, raised.state, raised.severity], [null, 'database unreachable', 'active', 'critical']);
+            assert.match(raised.message, /^PostgreSQL unreachable since \S+: /);
+            assert.deepEqual(sent[2].map((m) => [m.url, m.payload.event]), [['https://hooks.example.com/x', 'raised']]);
+
+            down = false;
+            await until(() => states().length === 2, 3000, 'the clear');
+            const cleared = states()[1];
+            assert.equal(cleared.state, 'cleared');
+            const [row] = (await q('SELECT * FROM alerts WHERE id = $1', [cleared.id])).rows;
+            assert.deepEqual([row.rule_id, row.rule_name, row.site, row.device, row.attribute, row.acked_at],
+                [null, 'database unreachable', 'octopus', 'database', 'reachable', null], 'an ordinary alert: in the history, needing attention');
+            assert.equal(row.raised_at.toISOString(), raised.raised_at);
+            assert.ok(row.cleared_at > row.raised_at);
+            assert.deepEqual((await events(row.id)).map((e) => [e.kind, e.actor]),
+                [['raised', null], ['notified', 'pager'], ['cleared', null], ['notified', 'pager']]);
+            assert.deepEqual(sent[2].map((m) => [m.payload.event, m.payload.id]), [['raised', null], ['cleared', Number(row.id)]]);
+            await until(() => s.state === 'evaluating', 3000, 'evaluation again');
+        } finally {
+            await s.stop();
+            await nowhere.end();
+            await q('DELETE FROM notification_channels WHERE name = $1', ['pager']);
+        }
     });
 
     it('closes: the lock is given back', async () => {

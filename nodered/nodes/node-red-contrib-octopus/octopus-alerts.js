@@ -11,7 +11,9 @@
  * channels; 2. e-mail notifications, for the stock `e-mail` node (its To left empty);
  * 3. webhook notifications, for a stock `http request` node (method set by msg.method).
  * Its input may also take octopus/stats/# (lib/alerts-platform.js): the platform's own
- * figures, as readings of octopus/platform/<worker>.
+ * figures, as readings of octopus/platform/<worker>. The database itself is watched without
+ * it (lib/alerts-outage.js): "database unreachable" on
+ * octopus/alerts/platform/octopus/platform/database/reachable, notified through the same outputs.
  */
 
 const { AlertService } = require('./lib/alerts-service');
@@ -34,7 +36,8 @@ module.exports = function registerOctopusAlerts(RED) {
         const { settings, problems } = resolveAlertSettings(config, process.env);
         for (const p of problems) node.error(`octopus-alerts settings: ${p}`);
         node.log(`rules re-read every ${settings.refreshS} s; at most one notification per ${settings.notifyMinIntervalS} s ` +
-            `per alert and channel; flapping: ${settings.flapCount} raises in ${settings.flapWindowS} s`);
+            `per alert and channel; flapping: ${settings.flapCount} raises in ${settings.flapWindowS} s; ` +
+            `"database unreachable" after ${settings.dbDownAfterS} s without an answer`);
 
         const service = new AlertService({
             getPool: () => db.getPool(),
@@ -63,6 +66,18 @@ module.exports = function registerOctopusAlerts(RED) {
             case 'lock-lost':
                 node.warn(`the connection holding the alerts lock failed (${event.error.message}): evaluation stopped ` +
                     'until it is back, then starts again from the open alerts');
+                break;
+            case 'database-alert':
+                if (event.state === 'raised') {
+                    node.warn(`raised the alert "database unreachable" without the database (${event.alert.message}); ` +
+                        `${event.notified} channel${event.notified === 1 ? '' : 's'} notified; it clears when the database answers again`);
+                } else if (event.error) {
+                    node.warn(`the database answers again: "database unreachable" cleared, but recording the outage failed ` +
+                        `(${event.error.message}): it is not in the alerts' history`);
+                } else {
+                    node.log(`the database answers again: "database unreachable" cleared` +
+                        `${event.recorded ? `, the outage recorded as alert ${event.alert.id}` : ' (recorded by the worker holding the lock)'}`);
+                }
                 break;
             case 'bad-rule':
                 node.warn(`alert rule ${event.rule.id} "${event.rule.name}" is not evaluated: ${event.problem}`);
@@ -98,7 +113,7 @@ module.exports = function registerOctopusAlerts(RED) {
             } else if (s.state === 'standby') {
                 status = { fill: 'grey', shape: 'ring', text: 'standby' };
             } else if (s.state === 'database unreachable') {
-                status = { fill: 'red', shape: 'ring', text: 'database unreachable' };
+                status = { fill: 'red', shape: s.databaseAlert ? 'dot' : 'ring', text: `database unreachable${s.databaseAlert ? ': alert raised' : ''}` };
             } else if (s.state === 'failing') {
                 status = { fill: 'red', shape: 'ring', text: 'cannot read the rules (see the log)' };
             } else {

@@ -49,7 +49,9 @@ function alertStateName(row) {
  */
 function alertState(row) {
     return {
-        id: Number(row.id), // bigint: pg hands it over as a string
+        // bigint: pg hands it over as a string; null for the database alert raised without
+        // the database (lib/alerts-outage.js) until its outage is recorded
+        id: row.id === null || row.id === undefined ? null : Number(row.id),
         rule_id: row.rule_id === null ? null : Number(row.rule_id),
         rule_name: row.rule_name,
         site: row.site,
@@ -95,7 +97,7 @@ function emailBody(row, event, portalUrl) {
     if (a.acked_at) lines.push(`Acknowledged: ${a.acked_at} by ${a.acked_by}`);
     lines.push(`State:      ${a.state}`);
     if (a.flapping) lines.push('Flapping:   yes (raised again and again: notifications are held back until it settles)');
-    if (portalUrl) lines.push('', `${portalUrl.replace(/\/+$/, '')}/alerts/${a.id}`);
+    if (portalUrl && a.id !== null) lines.push('', `${portalUrl.replace(/\/+$/, '')}/alerts/${a.id}`);
     return `${lines.join('\n')}\n`.replace(looksLikeTag, '< ');
 }
 

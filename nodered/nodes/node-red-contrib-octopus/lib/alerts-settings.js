@@ -13,6 +13,8 @@ const SETTINGS = [
     ['notifyMinIntervalS', 'notifyMinIntervalS', 'ALERT_NOTIFY_MIN_INTERVAL_S', 300, 0],
     ['flapCount', 'flapCount', 'ALERT_FLAP_COUNT', 4, 2],
     ['flapWindowS', 'flapWindowS', 'ALERT_FLAP_WINDOW_S', 600, 1],
+    // how long PostgreSQL may not answer before the alert "database unreachable" (lib/alerts-outage.js)
+    ['dbDownAfterS', 'dbDownAfterS', 'ALERT_DB_DOWN_AFTER_S', 30, 0],
 ];
 const DEFAULT_EMAIL_FROM = 'octopus@localhost';
 
@@ -37,12 +39,13 @@ function resolveAlertSettings(config, env) {
     return { settings, problems };
 }
 
-/** The millisecond form the engine takes (alerts-engine.js). */
+/** The millisecond form the engine takes (alerts-engine.js), and the database watch (alerts-outage.js). */
 function engineSettings(settings) {
     return {
         notifyMinIntervalMs: settings.notifyMinIntervalS * 1000,
         flapCount: settings.flapCount,
         flapWindowMs: settings.flapWindowS * 1000,
+        dbDownAfterMs: settings.dbDownAfterS * 1000,
         emailFrom: settings.emailFrom,
         portalUrl: settings.portalUrl,
     };

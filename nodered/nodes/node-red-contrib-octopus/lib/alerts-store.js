@@ -60,6 +60,23 @@ SELECT ${ALERT_COLUMNS} FROM cleared`;
 const EVENTS_SQL = `INSERT INTO alert_events (alert_id, kind, actor, detail)
 SELECT $1, e.kind, e.actor, e.detail FROM unnest($2::text[], $3::text[], $4::text[]) AS e(kind, actor, detail)`;
 
+// A database outage, recorded once the database answers again (lib/alerts-outage.js): an
+// alert of no rule, already cleared, and its events, each at the time it happened (the
+// node's clock: the outage was lived without the database's). One statement: all or nothing.
+const OUTAGE_SQL = `WITH outage AS (
+    INSERT INTO alerts (rule_id, rule_name, site, room, device, attribute, severity, message,
+        raised_at, raised_value, cleared_at, cleared_value)
+    VALUES (NULL, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    RETURNING ${ALERT_COLUMNS}
+), events AS (
+    INSERT INTO alert_events (alert_id, at, kind, value, actor, detail)
+    SELECT outage.id, e.at, e.kind, e.value, e.actor, e.detail
+    FROM outage, unnest($12::timestamptz[], $13::text[], $14::text[], $15::text[], $16::text[])
+        WITH ORDINALITY AS e(at, kind, value, actor, detail, n)
+    ORDER BY e.n
+)
+SELECT ${ALERT_COLUMNS} FROM outage`;
+
 /**
  * Raise an alert: `a` = {rule_id, rule_name, site, room, device, attribute, severity,
  * message, raised_value, flapping, flapping_detail (text when this raise starts a flap, else
@@ -84,6 +101,21 @@ async function clearAlert(query, id, value, detail) {
 /** Record events [{kind, actor, detail}] of alert `id`. */
 async function addEvents(query, id, events) {
     await query(EVENTS_SQL, [id, events.map((e) => e.kind), events.map((e) => e.actor), events.map((e) => e.detail)]);
+}
+
+/**
+ * Record an outage `a` (an alerts row without id: rule_name, site, room, device, attribute,
+ * severity, message, raised_at, raised_value, cleared_at, cleared_value) with its `events`
+ * [{at, kind, value, actor, detail}], in order. Resolves to the stored row.
+ */
+async function recordOutage(query, a, events) {
+    const column = (name) => events.map((e) => e[name] ?? null);
+    const { rows } = await query(OUTAGE_SQL, [
+        a.rule_name, a.site, a.room, a.device, a.attribute, a.severity, a.message,
+        a.raised_at, a.raised_value, a.cleared_at, a.cleared_value,
+        column('at'), column('kind'), column('value'), column('actor'), column('detail'),
+    ]);
+    return rows[0];
 }
 
 /** Every rule row, disabled ones too. */
@@ -114,5 +146,5 @@ async function loadStartingPoint(query) {
 
 module.exports = {
     LOCK_KEY, RULES_SQL, CHANNELS_SQL, OPEN_ALERTS_SQL, ATTRIBUTES_SQL, STATUSES_SQL, RAISE_SQL, CLEAR_SQL, EVENTS_SQL,
-    raiseAlert, clearAlert, addEvents, loadRules, loadChannels, loadOpenAlerts, loadStatuses, loadStartingPoint,
+    OUTAGE_SQL, raiseAlert, clearAlert, addEvents, recordOutage, loadRules, loadChannels, loadOpenAlerts, loadStatuses, loadStartingPoint,
 };
