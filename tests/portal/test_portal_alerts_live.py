@@ -107,6 +107,21 @@ def test_alert_states_reach_logged_in_browsers_and_bad_ones_are_dropped(app, cap
     assert alert_events(sio, timeout=0.2) == []
 
 
+def test_only_the_platform_alert_may_come_without_an_id(app, caplog):
+    """Node-RED raises "database unreachable" while it cannot store it: no id yet."""
+    _, sio = alert_socket(app)
+    bridge = app.extensions[live.EXTENSION]
+    platform = {**STATE, "id": None, "rule_id": None, "rule_name": "database unreachable",
+                "site": "octopus", "room": "platform", "device": "database",
+                "attribute": "reachable", "message": "PostgreSQL unreachable since 12:00"}
+    topic = "octopus/alerts/platform/octopus/platform/database/reachable"
+    with caplog.at_level(logging.WARNING, logger="octopus_portal.live"):
+        bridge.on_message(None, None, message(TOPIC, json.dumps({**STATE, "id": None}).encode()))
+        assert caplog.text.count("dropped a malformed alert state") == 1
+    bridge.on_message(None, None, message(topic, json.dumps(platform).encode()))
+    assert alert_events(sio) == [platform]
+
+
 def test_a_state_published_on_the_broker_reaches_the_browser(make_app, mqtt_broker):
     app = live_app(make_app, mqtt_broker)
     _, sio = alert_socket(app)

@@ -64,7 +64,11 @@ def parse_alert(payload):
         return None
     if not isinstance(alert, dict) or alert.get("state") not in ALERT_STATES:
         return None
-    if not isinstance(alert.get("id"), int) or isinstance(alert["id"], bool):
+    # Only the platform's own "database unreachable" alert may come without an id: Node-RED
+    # raises it while it cannot store it (doc/alerts.md).
+    platform_alert = (alert.get("id") is None and alert.get("rule_id") is None
+                      and (alert.get("site"), alert.get("room")) == ("octopus", "platform"))
+    if not platform_alert and (not isinstance(alert.get("id"), int) or isinstance(alert["id"], bool)):
         return None
     if not all(isinstance(alert.get(key), str) and alert[key]
                for key in ("site", "room", "device", "attribute")):

@@ -9,6 +9,7 @@
 (function () {
   "use strict";
   const badge = document.querySelector("[data-testid=alerts-badge]");
+  const platformBanner = document.querySelector("[data-testid=platform-alert]");
   if (!badge) return;
 
   function tell(name, detail) {
@@ -49,6 +50,13 @@
     });
     socket.on("alert", function (alert) {
       if (!alert || typeof alert !== "object") return;
+      if (alert.id === null) {
+        // the platform's own alert raised while the database is unreachable: it is in no
+        // list yet (nothing could store it), so every page says it at the top
+        platformBanner.textContent = alert.message;
+        platformBanner.hidden = alert.state !== "active";
+        return;
+      }
       tell("octopus:alert", alert);
       refreshSoon();
     });
