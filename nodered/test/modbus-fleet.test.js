@@ -13,8 +13,9 @@ const {
     deviceKey, diffDevices, statsParams, writeStats, STATS_SQL,
 } = require('../nodes/node-red-contrib-octopus/lib/modbus-devices');
 const {
-    ModbusFleet, effectiveTimeout, phaseOf, connectionLost,
+    ModbusFleet, effectiveTimeout, phaseOf,
 } = require('../nodes/node-red-contrib-octopus/lib/modbus-fleet');
+const { connectionLost } = require('../nodes/node-red-contrib-octopus/lib/worker-lock');
 const { ProfileStore, DEFAULT_PROFILES_DIR } = require('../nodes/node-red-contrib-octopus/lib/modbus-profile-store');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -58,7 +59,7 @@ test('modbus devices: the stats are one statement with parameters only, one arra
     assert.match(STATS_SQL, /ON CONFLICT \(device_id\) DO UPDATE SET since = EXCLUDED\.since/);
 });
 
-test('modbus fleet: a refused statement keeps the lock, a lost or stuck connection does not', () => {
+test('worker lock: a refused statement keeps the lock, a lost or stuck connection does not', () => {
     assert.equal(connectionLost(Object.assign(new Error('relation "modbus_devices" does not exist'), { code: '42P01' })), false);
     assert.equal(connectionLost(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })), true);
     assert.equal(connectionLost(Object.assign(new Error('connection failure'), { code: '08006' })), true);

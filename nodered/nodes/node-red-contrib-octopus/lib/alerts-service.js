@@ -6,7 +6,7 @@
  *
  * Only the worker holding the PostgreSQL session lock evaluates: two workers with the same
  * flow would otherwise both raise and notify. The lock lives on one dedicated connection
- * (lib/alerts-lock.js), which also carries every read and write: each refresh is a check
+ * (lib/worker-lock.js), which also carries every read and write: each refresh is a check
  * that the lock is still ours, and when that connection fails the engine stops at once and
  * its state is dropped. Whoever takes the lock next (this worker again, or another) starts
  * from the database: the open alerts, the last readings and statuses.
@@ -22,7 +22,7 @@
 
 const os = require('os');
 
-const { WorkerLock } = require('./alerts-lock');
+const { WorkerLock } = require('./worker-lock');
 const { AlertEngine, systemClock } = require('./alerts-engine');
 const { DatabaseWatch } = require('./alerts-outage');
 const {

@@ -1,14 +1,13 @@
 'use strict';
 /**
- * The database side of Modbus polling (postgres/migrations/006): the device list, the one
- * worker's lock, and the stats written back — parameters only, one statement each. Plus the
- * diff between the pollers running and the devices wanted. Plain module: no Node-RED.
+ * The database side of Modbus polling (postgres/migrations/006): the device list, the key of
+ * the one worker's lock (lib/worker-lock.js), and the stats written back — parameters only,
+ * one statement each. Plus the diff between the pollers running and the devices wanted.
+ * Plain module: no Node-RED.
  */
 
 // pg_try_advisory_lock key: one Node-RED worker polls, the others stand by.
 const LOCK_KEY = 7242003;
-const TRY_LOCK_SQL = 'SELECT pg_try_advisory_lock($1::bigint) AS locked';
-const UNLOCK_SQL = 'SELECT pg_advisory_unlock($1::bigint)';
 const DEVICES_SQL = 'SELECT id, site, room, name, host, port, unit_id, profile, poll_interval_ms ' +
     'FROM modbus_devices WHERE enabled ORDER BY id';
 
@@ -64,25 +63,11 @@ async function writeStats(queryable, worker, rows) {
     if (rows.length) await queryable.query(STATS_SQL, statsParams(worker, rows));
 }
 
-/** Take the polling lock on `client` (a dedicated connection): true if this worker has it. */
-async function tryLock(client, key = LOCK_KEY) {
-    const { rows } = await client.query(TRY_LOCK_SQL, [key]);
-    return rows[0].locked === true;
-}
-
-/**
- * Give the lock back on `client`. Ending the connection frees it too, but only once the
- * server has noticed, a moment later: a worker taking over should not have to wait for that.
- */
-async function unlock(client, key = LOCK_KEY) {
-    await client.query(UNLOCK_SQL, [key]);
-}
-
 /** The enabled devices, as modbus_devices rows. */
 async function loadDevices(queryable) {
     return (await queryable.query(DEVICES_SQL)).rows;
 }
 
 module.exports = {
-    LOCK_KEY, DEVICES_SQL, STATS_SQL, deviceKey, diffDevices, statsParams, writeStats, tryLock, unlock, loadDevices,
+    LOCK_KEY, DEVICES_SQL, STATS_SQL, deviceKey, diffDevices, statsParams, writeStats, loadDevices,
 };

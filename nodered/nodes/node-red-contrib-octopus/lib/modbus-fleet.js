@@ -6,33 +6,23 @@
  *
  * Only the worker holding the PostgreSQL session lock polls: two workers with the same flows
  * would otherwise both poll and publish every reading twice. The lock lives on one dedicated
- * connection, which also carries the refresh and the stats: each refresh is then a check that
- * the lock is still ours, and polling stops as soon as that connection fails or hangs.
+ * connection (lib/worker-lock.js), which also carries the refresh and the stats: each refresh
+ * is then a check that the lock is still ours, and polling stops as soon as that connection
+ * fails or hangs.
  */
 
 const { DevicePoller, emptyCounters } = require('./modbus-poller');
 const { planReads } = require('./modbus-plan');
 const { statsTopic } = require('./topic');
+const { WorkerLock } = require('./worker-lock');
 const {
-    LOCK_KEY, deviceKey, diffDevices, writeStats, tryLock, unlock, loadDevices,
+    LOCK_KEY, deviceKey, diffDevices, writeStats, loadDevices,
 } = require('./modbus-devices');
 
-// A statement on the lock connection that takes longer than this means the connection (or
-// the database) is stuck: the lock can no longer be trusted to be ours.
-const LOCK_CHECK_TIMEOUT_MS = 5000;
 // Requests time out before the next tick, so that a silent device counts timeouts on every
 // tick rather than alternate timeouts and overflows (and goes offline on time).
 const TIMEOUT_SHARE_OF_INTERVAL = 0.8;
 const GOLDEN_RATIO = 0.6180339887;
-
-/**
- * Whether a failed statement on the lock connection means the connection is gone or stuck
- * (no SQLSTATE: pg's own "connection terminated"; 08: connection exception; 57: operator
- * intervention, e.g. pg_terminate_backend) rather than a refused statement (a missing table).
- */
-function connectionLost(error) {
-    return !/^[0-9A-Z]{5}$/.test(error.code || '') || /^(08|57)/.test(error.code);
-}
 
 /** The request timeout for a device polled every `intervalMs`: never past the next tick. */
 function effectiveTimeout(timeoutMs, intervalMs) {
@@ -58,7 +48,8 @@ class ModbusFleet {
     constructor(opts) {
         Object.assign(this, { lockKey: LOCK_KEY, onEvent: () => {}, ...opts });
         this.entries = new Map(); // device id → {key, row, poller, problem, since}
-        this.lock = null;
+        // a statement on it taking more than 5 s (the lock's default) means it is stuck
+        this.lock = new WorkerLock({ getPool: this.getPool, key: this.lockKey, onLost: (error) => this.lockLost(error) });
         this.state = 'starting'; // 'polling' | 'standby' | 'database unreachable' | 'stopped'
         this.stopped = false;
         this.stopping = new Set(); // pollers stopped, their last poll not yet ended
@@ -81,69 +72,38 @@ class ModbusFleet {
         this.state = state;
     }
 
-    /** A statement on the lock connection, bounded by LOCK_CHECK_TIMEOUT_MS. */
-    onLock(client, promise) {
-        let timer;
-        const deadline = new Promise((resolve, reject) => {
-            timer = setTimeout(() => reject(new Error(`no answer from PostgreSQL in ${LOCK_CHECK_TIMEOUT_MS / 1000} s`)), LOCK_CHECK_TIMEOUT_MS);
-        });
-        promise.catch(() => {}); // it may fail after the deadline, once the connection is dropped
-        return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-    }
-
+    /** Take the lock if needed: true if this worker holds it. */
     async takeLock() {
-        let client;
+        if (this.lock.held) return true;
+        let got;
         try {
-            client = await this.getPool().connect();
+            got = await this.lock.acquire();
         } catch (error) {
             this.setState('database unreachable', error);
             return false;
         }
-        // a checked-out pg client that loses its connection emits 'error': unheard, it would crash Node-RED
-        const onError = (error) => this.loseLock(client, error);
-        const onEnd = () => this.loseLock(client, new Error('the connection holding the polling lock ended'));
-        client.on('error', onError);
-        client.on('end', onEnd);
-        try {
-            const locked = await this.onLock(client, tryLock(client, this.lockKey));
-            if (locked && !this.stopped) {
-                this.lock = client;
-                this.setState('polling');
-                return true;
-            }
-            if (!this.stopped) this.setState('standby');
-            client.removeListener('error', onError);
-            client.removeListener('end', onEnd);
-            client.release(this.stopped); // stopping: drop it, which also frees a lock just taken
-        } catch (error) {
-            client.release(error);
-            this.setState('database unreachable', error);
-        }
-        return false;
+        if (got === 'held') this.setState('polling');
+        else if (!this.stopped) this.setState('standby');
+        return got === 'held';
     }
 
     /** The lock connection failed: stop polling at once (another worker may take over). */
-    loseLock(client, error) {
-        if (this.lock !== client) return;
-        this.lock = null;
-        client.release(error); // drops the connection, and with it the session's lock
+    lockLost(error) {
         for (const id of [...this.entries.keys()]) this.stopEntry(id, false);
-        if (!this.stopped) {
-            this.setState('database unreachable', error);
-            this.onEvent({ type: 'lock-lost', error });
-        }
+        if (this.stopped) return;
+        this.setState('database unreachable', error);
+        this.onEvent({ type: 'lock-lost', error });
     }
 
     /** Take the lock if needed, read the device list and start, restart or stop pollers. */
     async refresh() {
-        if (!this.lock && !(await this.takeLock())) return;
-        const client = this.lock;
+        if (!(await this.takeLock())) return;
         let rows;
         try {
-            rows = await this.onLock(client, loadDevices(client));
+            rows = await loadDevices(this.lock);
         } catch (error) {
-            if (connectionLost(error)) this.loseLock(client, error);
-            else this.onEvent({ type: 'refresh-failed', error }); // the pollers go on with the list they have
+            if (!this.lock.held) return; // the connection failed: lockLost() has said so
+            this.onEvent({ type: 'refresh-failed', error }); // the pollers go on with the list they have
             return;
         }
         const profiles = new Map();
@@ -151,7 +111,7 @@ class ModbusFleet {
             // eslint-disable-next-line no-await-in-loop
             profiles.set(name, await this.profiles.get(name));
         }
-        if (this.stopped || this.lock !== client) return;
+        if (this.stopped || !this.lock.held) return;
         const wanted = new Map(rows.map((r) => [r.id, deviceKey(r, profiles.get(r.profile).signature)]));
         const running = new Map([...this.entries].map(([id, e]) => [id, e.key]));
         const { start, restart, stop } = diffDevices(running, wanted);
@@ -216,14 +176,12 @@ class ModbusFleet {
         const rows = this.statsRows();
         const payload = { worker: this.worker, state: this.state, at: new Date(), devices: rows };
         this.publish([{ topic: this.statsTopic, payload: JSON.stringify(payload), qos: 1, retain: true }]);
-        const client = this.lock;
-        if (!client || !rows.length || this.writingStats) return;
+        if (!this.lock.held || !rows.length || this.writingStats) return;
         this.writingStats = true;
         try {
-            await this.onLock(client, writeStats(client, this.worker, rows));
+            await writeStats(this.lock, this.worker, rows);
         } catch (error) {
-            if (connectionLost(error)) this.loseLock(client, error);
-            else this.onEvent({ type: 'stats-failed', error });
+            if (this.lock.held) this.onEvent({ type: 'stats-failed', error }); // else lockLost() has said so
         } finally {
             this.writingStats = false;
         }
@@ -240,20 +198,16 @@ class ModbusFleet {
         };
     }
 
-    /** Stop every poller and timer and drop the lock connection; resolves when all is closed. */
+    /** Stop every poller and timer, give the lock back; resolves when all is closed. */
     async stop() {
         this.stopped = true;
         clearTimeout(this.refreshTimer);
         clearInterval(this.statsTimer);
         for (const id of [...this.entries.keys()]) this.stopEntry(id, false);
-        const client = this.lock;
-        if (client) {
-            await this.onLock(client, unlock(client, this.lockKey)).catch(() => {});
-            this.loseLock(client, true);
-        }
+        await this.lock.release();
         this.state = 'stopped';
         await Promise.all([this.refreshing, ...this.stopping]);
     }
 }
 
-module.exports = { ModbusFleet, effectiveTimeout, phaseOf, connectionLost };
+module.exports = { ModbusFleet, effectiveTimeout, phaseOf };

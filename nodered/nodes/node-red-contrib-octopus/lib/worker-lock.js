@@ -6,8 +6,8 @@
  * no longer be trusted to be ours: the connection is dropped (freeing the lock for another
  * worker) and `onLost` is told. Plain module: no Node-RED.
  *
- * The same pattern as the Modbus fleet's polling lock (lib/modbus-fleet.js), written
- * without anything alert-specific so that both can share it.
+ * What makes one Node-RED worker of several the one that works: the Modbus fleet's polling
+ * lock (lib/modbus-fleet.js) and the alert service's (lib/alerts-service.js).
  */
 
 const TRY_LOCK_SQL = 'SELECT pg_try_advisory_lock($1::bigint) AS locked';
