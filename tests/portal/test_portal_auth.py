@@ -118,3 +118,27 @@ def test_pages_send_security_headers(client):
     assert "default-src 'self'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY"
     assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_failed_logins_are_rate_limited_per_username_and_address(make_app):
+    """Guessing passwords: after LOGIN_RATE_LIMIT failed tries the form answers 429 with a
+    message, even with the right password, until the window has passed; another username
+    from the same address is not locked out by them, and logging in does not count."""
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute", LOGIN_RATE_LIMIT_PER_ADDRESS="6 per minute")
+    client = app.test_client()
+    for _ in range(2):  # successful logins do not count against the limit
+        assert login(client).status_code == 302
+        client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    for _ in range(3):
+        assert login(client, password="guess").status_code == 200
+    refused = login(client)  # the right password, but too late
+    assert refused.status_code == 429
+    assert "Too many failed logins" in refused.get_data(as_text=True)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert client.get("/").status_code == 302  # not logged in
+    # the per-username limit is not the address's: another name still gets its tries
+    assert login(client, username="someone", password="x").status_code == 200
+    # but the address as a whole has its own limit (spraying many usernames)
+    for name in ("a", "b"):
+        login(client, username=name, password="x")
+    assert login(client, username="c", password="x").status_code == 429

@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
@@ -18,6 +20,7 @@ hasher = PasswordHasher()
 # as a wrong password and the response time does not tell which usernames exist.
 DUMMY_HASH = hasher.hash("not a real password")
 WRONG_LOGIN = "wrong username or password"
+TOO_MANY_LOGINS = "Too many failed logins: wait a minute, then try again."
 
 
 class User(UserMixin):
@@ -132,10 +135,40 @@ def require_login():
     return None
 
 
+def username_and_address():
+    """The rate-limit key of a login attempt: who it tries to be, and from where."""
+    return f"{request.form.get('username', '').strip().lower()}@{get_remote_address()}"
+
+
+def failed(response):
+    """Only failed logins count against the limits (a login that works redirects)."""
+    return response.status_code != 302
+
+
+def too_many_logins(exc):
+    """429: the login page again, saying why (Flask-Limiter adds Retry-After)."""
+    return render_template("login.html", error=TOO_MANY_LOGINS,
+                           username=request.form.get("username", "")), 429
+
+
+def limit_logins(app):
+    """Failed logins: LOGIN_RATE_LIMIT per username and address, LOGIN_RATE_LIMIT_PER_ADDRESS
+    per address (Flask-Limiter). Counted in this process's memory: one portal process per
+    installation (doc/security.md); more would need a shared storage_uri."""
+    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
+    view = app.view_functions["auth.login"]
+    for limit, key in ((app.config["LOGIN_RATE_LIMIT"], username_and_address),
+                       (app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], get_remote_address)):
+        view = limiter.limit(limit, key_func=key, methods=["POST"], deduct_when=failed)(view)
+    app.view_functions["auth.login"] = view
+    app.register_error_handler(429, too_many_logins)
+
+
 def init_app(app):
-    """Wire Flask-Login and the login requirement for every page."""
+    """Wire Flask-Login, the login requirement for every page and the login rate limits."""
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the login page itself says what to do
     app.before_request(require_login)
     app.register_blueprint(bp)
+    limit_logins(app)

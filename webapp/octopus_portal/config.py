@@ -28,6 +28,10 @@ DEFAULTS = {
     "MIGRATE_AT_START": True,
     "MIGRATE_TIMEOUT": 60.0,
     "LIVE_ENABLED": True,
+    # Failed logins allowed per username and address, and per address (any usernames), in
+    # Flask-Limiter's notation; then 429 until the window has passed.
+    "LOGIN_RATE_LIMIT": "5 per minute",
+    "LOGIN_RATE_LIMIT_PER_ADDRESS": "20 per minute",
     # Modbus device profiles (register maps), shared with Node-RED and the simulator.
     "MODBUS_PROFILES_DIR": str(Path(__file__).resolve().parents[2] / "modbus" / "profiles"),
 }
@@ -35,7 +39,8 @@ DEFAULTS = {
 # Read from the environment under the same name (see .env.example).
 ENV_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
             "MQTT_HOST", "MQTT_PORT", "MQTT_PORTAL_USER", "MQTT_PORTAL_PASSWORD",
-            "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD", "MODBUS_PROFILES_DIR")
+            "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD", "MODBUS_PROFILES_DIR",
+            "LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_PER_ADDRESS")
 INTEGER_KEYS = ("PGPORT", "MQTT_PORT")
 
 
