@@ -4,9 +4,9 @@ import re
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user
 
 from .alert_rule_checks import NAME_MAX, SEVERITIES
+from .auth import require_admin
 from .db import get_db
 
 bp = Blueprint("alert_channels", __name__, url_prefix="/alerts/channels")
@@ -108,10 +108,7 @@ def render_channels(status=200, **context):
                            errors=context.pop("errors", {}), **context), status
 
 
-@bp.before_request
-def admins_only():
-    if getattr(current_user, "role", None) != "admin":
-        abort(403)
+bp.before_request(require_admin)  # targets may carry tokens: admins only, reading too
 
 
 @bp.route("", methods=("GET", "POST"))

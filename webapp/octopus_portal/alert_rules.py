@@ -5,10 +5,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 
 from . import live
-from .alerts import PUBLISH_TIMEOUT, alert_state
 from .alert_rule_checks import (CONDITIONS, DEFAULT_MESSAGES, FIELDS, KIND_FIELDS, KINDS,
                                 PLACEHOLDERS, SEVERITIES, check_rule, describe, shown,
                                 timing)
+from .alerts import PUBLISH_TIMEOUT, alert_state
+from .auth import require_admin
 from .db import get_db
 
 bp = Blueprint("alert_rules", __name__, url_prefix="/alerts/rules")
@@ -56,8 +57,7 @@ def render_rules(status=200, posted=None, errors=None, editing=None):
 def admins_change_rules():
     """Everyone logged in may read the list; every other page and every change is admins'."""
     if request.endpoint != "alert_rules.index" or request.method != "GET":
-        if getattr(current_user, "role", None) != "admin":
-            abort(403)
+        require_admin()
 
 
 @bp.route("", methods=("GET", "POST"))

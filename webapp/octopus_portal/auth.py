@@ -3,7 +3,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_user, logout_user
@@ -133,6 +133,13 @@ def require_login():
     if request.endpoint not in PUBLIC_ENDPOINTS and not current_user.is_authenticated:
         return login_manager.unauthorized()
     return None
+
+
+def require_admin():
+    """403 unless the logged-in user is an admin (require_login has already turned anonymous
+    visitors away). Call it, or register it as a blueprint's before_request."""
+    if getattr(current_user, "role", None) != "admin":
+        abort(403)
 
 
 def username_and_address():

@@ -10,9 +10,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from .auth import require_admin
 from .db import get_db
 from .topics import is_level
 
@@ -111,11 +112,7 @@ def render_keys(status=200, **context):
     return page, status, {"Cache-Control": "no-store"}
 
 
-@bp.before_request
-def admins_only():
-    """Only admins manage keys (require_login has already turned anonymous visitors away)."""
-    if getattr(current_user, "role", None) != "admin":
-        abort(403)
+bp.before_request(require_admin)  # only admins manage keys
 
 
 @bp.get("/keys")

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
-from flask_login import current_user
 from psycopg import errors
 
+from .auth import require_admin
 from .db import get_db
 from .devices import display_value
 from .topics import is_level
@@ -98,11 +98,6 @@ def render_page(status=200, **context):
                            recloser_profiles=views, **context), status
 
 
-def admin_only():
-    if getattr(current_user, "role", None) != "admin":
-        abort(403)
-
-
 def save(row, device_id=None):
     """Insert or update a device; a message if another one has the same site/room/name."""
     db = get_db()
@@ -132,7 +127,7 @@ def index():
 @bp.post("/modbus")
 def create():
     """Add a device: polled from the next refresh of the device list (a few seconds)."""
-    admin_only()
+    require_admin()
     form = form_values()
     row, problems = check_device(form, profiles())
     problems = problems or save(row)
@@ -152,7 +147,7 @@ def stored_device(device_id):
 @bp.route("/modbus/<int:device_id>", methods=("GET", "POST"))
 def edit(device_id):
     """Change a device (or enable / disable it); its poller restarts with the new settings."""
-    admin_only()
+    require_admin()
     device = stored_device(device_id)
     form = form_values(device)
     if request.method == "GET":
@@ -196,6 +191,6 @@ def recloser(device_id):
 @bp.post("/modbus/<int:device_id>/delete")
 def delete(device_id):
     """Stop polling a device and forget it (its stored readings stay)."""
-    admin_only()
+    require_admin()
     get_db().execute("DELETE FROM modbus_devices WHERE id = %s", (device_id,))
     return redirect(url_for("modbus.index"))
