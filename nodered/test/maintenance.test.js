@@ -8,8 +8,9 @@ const helper = require('node-red-node-test-helper');
 const octopusDb = require('../nodes/node-red-contrib-octopus/octopus-db');
 const octopusMaintenance = require('../nodes/node-red-contrib-octopus/octopus-maintenance');
 const {
-    resolveMaintenanceSettings, schedule, runMaintenance, describeRun,
+    resolveMaintenanceSettings, runMaintenance, describeRun,
 } = require('../nodes/node-red-contrib-octopus/lib/maintenance');
+const { schedule } = require('../nodes/node-red-contrib-octopus/lib/schedule');
 const { writeItems } = require('../nodes/node-red-contrib-octopus/lib/store');
 const { migratedSchema, dropSchema } = require('./helpers/database');
 

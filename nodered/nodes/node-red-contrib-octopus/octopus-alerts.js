@@ -19,6 +19,7 @@
 const { AlertService } = require('./lib/alerts-service');
 const { resolveAlertSettings, engineSettings } = require('./lib/alerts-settings');
 const { PlatformReadings } = require('./lib/alerts-platform');
+const { statusOnChange, warnOnceOn, settleWithin } = require('./lib/node-lifecycle');
 
 const STATUS_INTERVAL_MS = 1000;
 const CLOSE_TIMEOUT_MS = 5000; // well below Node-RED's 15 s nodeCloseTimeout
@@ -54,7 +55,7 @@ module.exports = function registerOctopusAlerts(RED) {
             switch (event.type) {
             case 'state':
                 if (event.state === 'evaluating') {
-                    lastWarning = ''; // the next outage is said again
+                    warnOnce.reset(); // the next outage is said again
                     node.log('this worker holds the alerts lock: evaluating the rules');
                 }
                 else if (event.state === 'standby') node.log('another worker holds the alerts lock: standing by');
@@ -96,14 +97,8 @@ module.exports = function registerOctopusAlerts(RED) {
             }
         }
 
-        // A failure repeated every few seconds is said once, not at every retry.
-        let lastWarning = '';
-        function warnOnce(text) {
-            if (text !== lastWarning) node.warn(text);
-            lastWarning = text;
-        }
-
-        let shown = '';
+        const warnOnce = warnOnceOn(node);
+        const setStatus = statusOnChange(node);
         function showStatus() {
             const s = service.summary();
             let status;
@@ -119,10 +114,7 @@ module.exports = function registerOctopusAlerts(RED) {
             } else {
                 status = { fill: 'grey', shape: 'ring', text: s.state };
             }
-            if (status.text !== shown) {
-                shown = status.text;
-                node.status(status);
-            }
+            setStatus(status);
         }
 
         const platform = new PlatformReadings();
@@ -143,9 +135,7 @@ module.exports = function registerOctopusAlerts(RED) {
         node.on('close', (done) => {
             clearInterval(statusTimer);
             // Bounded: a write still running must not hold up a redeploy.
-            let timer;
-            const bounded = Promise.race([service.stop(), new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_TIMEOUT_MS); })])
-                .finally(() => clearTimeout(timer));
+            const bounded = settleWithin(service.stop(), CLOSE_TIMEOUT_MS);
             db.holdOpenUntil(bounded); // the lock connection is handed back before the pool ends
             bounded.then(() => done(), () => done());
         });

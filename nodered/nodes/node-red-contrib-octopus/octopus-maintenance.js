@@ -7,7 +7,8 @@
  * Output: run_maintenance()'s result after each run that did something.
  */
 
-const { resolveMaintenanceSettings, schedule, runMaintenance, describeRun } = require('./lib/maintenance');
+const { resolveMaintenanceSettings, runMaintenance, describeRun } = require('./lib/maintenance');
+const { schedule } = require('./lib/schedule');
 
 module.exports = function registerOctopusMaintenance(RED) {
     function OctopusMaintenanceNode(config) {

@@ -13,6 +13,7 @@
 const { ModbusFleet } = require('./lib/modbus-fleet');
 const { ProfileStore } = require('./lib/modbus-profile-store');
 const { resolveModbusSettings, fleetSettings } = require('./lib/modbus-settings');
+const { statusOnChange, warnOnceOn, settleWithin } = require('./lib/node-lifecycle');
 
 const STATUS_INTERVAL_MS = 1000;
 const CLOSE_TIMEOUT_MS = 5000; // well below Node-RED's 15 s nodeCloseTimeout
@@ -74,14 +75,8 @@ module.exports = function registerOctopusModbus(RED) {
             }
         }
 
-        // A statement refused every few seconds is said once, not at every retry.
-        let lastWarning = '';
-        function warnOnce(text) {
-            if (text !== lastWarning) node.warn(text);
-            lastWarning = text;
-        }
-
-        let shown = '';
+        const warnOnce = warnOnceOn(node);
+        const setStatus = statusOnChange(node);
         function showStatus() {
             const s = fleet.summary();
             let status;
@@ -98,10 +93,7 @@ module.exports = function registerOctopusModbus(RED) {
             } else {
                 status = { fill: 'grey', shape: 'ring', text: s.state };
             }
-            if (status.text !== shown) {
-                shown = status.text;
-                node.status(status);
-            }
+            setStatus(status);
         }
 
         fleet.start();
@@ -110,9 +102,7 @@ module.exports = function registerOctopusModbus(RED) {
         node.on('close', (done) => {
             clearInterval(statusTimer);
             // Bounded: a poll or a statement still running must not hold up a redeploy.
-            let timer;
-            const bounded = Promise.race([fleet.stop(), new Promise((resolve) => { timer = setTimeout(resolve, CLOSE_TIMEOUT_MS); })])
-                .finally(() => clearTimeout(timer));
+            const bounded = settleWithin(fleet.stop(), CLOSE_TIMEOUT_MS);
             db.holdOpenUntil(bounded); // the lock connection is handed back before the pool ends
             bounded.then(() => done(), () => done());
         });

@@ -23,6 +23,7 @@
 const os = require('os');
 
 const { WorkerLock } = require('./worker-lock');
+const { schedule } = require('./schedule');
 const { AlertEngine, systemClock } = require('./alerts-engine');
 const { DatabaseWatch } = require('./alerts-outage');
 const {
@@ -79,12 +80,9 @@ class AlertService {
 
     /** Refresh now and every refreshMs (never overlapping). */
     start() {
-        const loop = () => {
-            this.refreshing = this.refresh()
-                .catch((error) => this.onEvent({ type: 'refresh-failed', error }))
-                .then(() => { if (!this.stopped) this.refreshTimer = setTimeout(loop, this.settings.refreshMs); });
-        };
-        loop();
+        this.refreshJob = schedule(() => this.refresh(), this.settings.refreshMs, {
+            onError: (error) => this.onEvent({ type: 'refresh-failed', error }),
+        });
     }
 
     setState(state, error = null) {
@@ -198,12 +196,12 @@ class AlertService {
     /** Stop timers, finish the writes decided, give the lock back; resolves when all is closed. */
     async stop() {
         this.stopped = true;
-        clearTimeout(this.refreshTimer);
+        const refreshing = this.refreshJob ? this.refreshJob.stop() : null; // a refresh running ends on its own
         if (this.engine) await this.engine.stop();
         this.engine = null;
         await this.lock.release();
         this.state = 'stopped';
-        await this.refreshing;
+        await refreshing;
     }
 }
 

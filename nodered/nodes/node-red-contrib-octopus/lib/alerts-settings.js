@@ -5,7 +5,7 @@
  * by the default, so that a typo never stops the alerts. Plain module: no Node-RED.
  */
 
-const { wholeNumberSetting } = require('./whole-number-setting');
+const { wholeNumberSettings, textSetting } = require('./node-settings');
 
 // [setting, node property, environment variable, default, minimum]
 const SETTINGS = [
@@ -18,18 +18,10 @@ const SETTINGS = [
 ];
 const DEFAULT_EMAIL_FROM = 'octopus@localhost';
 
-/** A text setting: the property, else the variable, else the fallback. */
-function textSetting(config, env, prop, envName, fallback) {
-    return String(config[prop] || '').trim() || String(env[envName] || '').trim() || fallback;
-}
-
 /** Settings from node `config`, else `env`, else the default: {settings, problems}. */
 function resolveAlertSettings(config, env) {
-    const settings = {};
     const problems = [];
-    for (const [key, prop, envName, fallback, min] of SETTINGS) {
-        settings[key] = wholeNumberSetting(config, env, { prop, envName, min, fallback }, problems);
-    }
+    const settings = wholeNumberSettings(SETTINGS, config, env, problems);
     settings.emailFrom = textSetting(config, env, 'emailFrom', 'ALERT_EMAIL_FROM', DEFAULT_EMAIL_FROM);
     settings.portalUrl = textSetting(config, env, 'portalUrl', 'PORTAL_URL', '');
     if (settings.portalUrl && !/^https?:\/\/[^\s]+$/.test(settings.portalUrl)) {

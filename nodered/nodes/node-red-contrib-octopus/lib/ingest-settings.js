@@ -7,7 +7,7 @@
 
 const { DEFAULTS } = require('./ingest-core');
 const { MAX_RECEIVE_MAXIMUM } = require('./acking-consumer');
-const { wholeNumberSetting } = require('./whole-number-setting');
+const { wholeNumberSetting } = require('./node-settings');
 
 // The broker may have this many messages unacknowledged with the ingest: enough batches in
 // flight that waiting for commits never throttles it (a batch being written, the next ones

@@ -4,12 +4,13 @@
  * (postgres/migrations/004) every interval — rollups of finished minutes, partitions made
  * ahead, partitions past retention dropped. Plain module: no Node-RED.
  *
- * Runs never overlap (a slow run delays the next instead of piling up connections), and a
- * failed run (database down) is reported and retried at the next tick: the upkeep catches
- * up by itself, since run_maintenance() works from what is pending, not from the clock.
+ * Runs never overlap (lib/schedule.js: a slow run delays the next instead of piling up
+ * connections), and a failed run (database down) is reported and retried at the next tick:
+ * the upkeep catches up by itself, since run_maintenance() works from what is pending, not
+ * from the clock.
  */
 
-const { wholeNumberSetting } = require('./whole-number-setting');
+const { wholeNumberSettings } = require('./node-settings');
 
 const MAINTENANCE_SQL = 'SELECT run_maintenance($1::int, $2::int) AS result';
 
@@ -22,44 +23,8 @@ const SETTINGS = [
 
 /** Settings from node `config`, else `env`, else the default: {settings, problems}. */
 function resolveMaintenanceSettings(config, env) {
-    const settings = {};
     const problems = [];
-    for (const [key, prop, envName, fallback, min] of SETTINGS) {
-        settings[key] = wholeNumberSetting(config, env, { prop, envName, min, fallback }, problems);
-    }
-    return { settings, problems };
-}
-
-/**
- * Call `run()` now and then every `intervalMs` after the previous call ended.
- * `onResult(result, ms)` / `onError(err)` hear of each run. Returns {stop(): Promise}, which
- * cancels the next run and resolves once a run in progress has ended.
- */
-function schedule(run, intervalMs, { onResult = () => {}, onError = () => {}, timers = { setTimeout, clearTimeout } } = {}) {
-    let timer = null;
-    let current = null;
-    let stopped = false;
-
-    function tick() {
-        timer = null;
-        const started = Date.now();
-        current = Promise.resolve()
-            .then(run)
-            .then((result) => onResult(result, Date.now() - started), onError)
-            .then(() => {
-                current = null;
-                if (!stopped) timer = timers.setTimeout(tick, intervalMs);
-            });
-    }
-
-    tick();
-    return {
-        stop() {
-            stopped = true;
-            if (timer) timers.clearTimeout(timer);
-            return current || Promise.resolve();
-        },
-    };
+    return { settings: wholeNumberSettings(SETTINGS, config, env, problems), problems };
 }
 
 /** One maintenance run on `queryable` (a pg Pool): resolves to run_maintenance()'s JSON. */
@@ -79,4 +44,4 @@ function describeRun(result) {
     return parts.join(', ');
 }
 
-module.exports = { resolveMaintenanceSettings, schedule, runMaintenance, describeRun, MAINTENANCE_SQL };
+module.exports = { resolveMaintenanceSettings, runMaintenance, describeRun, MAINTENANCE_SQL };

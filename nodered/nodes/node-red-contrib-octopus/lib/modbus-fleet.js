@@ -13,6 +13,7 @@
 
 const { DevicePoller, emptyCounters } = require('./modbus-poller');
 const { planReads } = require('./modbus-plan');
+const { schedule } = require('./schedule');
 const { statsTopic } = require('./topic');
 const { WorkerLock } = require('./worker-lock');
 const {
@@ -58,12 +59,9 @@ class ModbusFleet {
 
     /** Refresh now and every refreshMs (never overlapping); stats every statsIntervalMs. */
     start() {
-        const loop = () => {
-            this.refreshing = this.refresh()
-                .catch((error) => this.onEvent({ type: 'refresh-failed', error }))
-                .then(() => { if (!this.stopped) this.refreshTimer = setTimeout(loop, this.settings.refreshMs); });
-        };
-        loop();
+        this.refreshJob = schedule(() => this.refresh(), this.settings.refreshMs, {
+            onError: (error) => this.onEvent({ type: 'refresh-failed', error }),
+        });
         this.statsTimer = setInterval(() => this.flushStats(), this.settings.statsIntervalMs);
     }
 
@@ -201,12 +199,12 @@ class ModbusFleet {
     /** Stop every poller and timer, give the lock back; resolves when all is closed. */
     async stop() {
         this.stopped = true;
-        clearTimeout(this.refreshTimer);
+        const refreshing = this.refreshJob ? this.refreshJob.stop() : null; // a refresh running ends on its own
         clearInterval(this.statsTimer);
         for (const id of [...this.entries.keys()]) this.stopEntry(id, false);
         await this.lock.release();
         this.state = 'stopped';
-        await Promise.all([this.refreshing, ...this.stopping]);
+        await Promise.all([refreshing, ...this.stopping]);
     }
 }
 

@@ -5,7 +5,7 @@
  * by the default, so that a typo never stops the polling. Plain module: no Node-RED.
  */
 
-const { wholeNumberSetting } = require('./whole-number-setting');
+const { wholeNumberSettings, textSetting } = require('./node-settings');
 const { consumerSettings } = require('./broker-config');
 const { DEFAULT_PROFILES_DIR } = require('./modbus-profile-store');
 
@@ -20,13 +20,9 @@ const SETTINGS = [
 
 /** Settings from node `config`, else `env`, else the default: {settings, problems}. */
 function resolveModbusSettings(config, env) {
-    const settings = {};
     const problems = [];
-    for (const [key, prop, envName, fallback, min] of SETTINGS) {
-        settings[key] = wholeNumberSetting(config, env, { prop, envName, min, fallback }, problems);
-    }
-    settings.profilesDir = String(config.profilesDir || '').trim() || String(env.MODBUS_PROFILES_DIR || '').trim()
-        || DEFAULT_PROFILES_DIR;
+    const settings = wholeNumberSettings(SETTINGS, config, env, problems);
+    settings.profilesDir = textSetting(config, env, 'profilesDir', 'MODBUS_PROFILES_DIR', DEFAULT_PROFILES_DIR);
     // The ingest's own rule (lib/broker-config.js), so that a worker's stats on
     // octopus/stats/ingest/<worker> and octopus/stats/modbus/<worker> carry one name.
     settings.worker = consumerSettings({}, { clientId: config.worker, env }).settings.clientId;
