@@ -184,7 +184,8 @@ def read_meta(conn):
     """The benchmark data's description and how far its load went, or None."""
     if conn.execute("SELECT to_regclass('bench_history.meta')").fetchone()[0] is None:
         return None
-    row = conn.execute(f"SELECT {', '.join(META_COLUMNS)} FROM bench_history.meta").fetchone()
+    columns = ", ".join(META_COLUMNS)
+    row = conn.execute(f"SELECT {columns} FROM bench_history.meta").fetchone()  # nosec B608  # constant names
     if row is None:
         return None
     meta = dict(zip(META_COLUMNS, row))

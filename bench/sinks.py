@@ -4,6 +4,7 @@ import threading
 import time
 
 import psycopg
+from psycopg import sql
 
 from . import wire
 from .measure import SequenceTally
@@ -77,7 +78,13 @@ class TableSink:
     POLL_S = 0.25   # a count(*) over 200,000 rows costs a few ms: ~2 % of a core at this rate
 
     def __init__(self, stack, n, table, column):
-        self.n, self.table, self.column = n, table, column
+        self.n = n
+        names = {"table": sql.Identifier(table), "column": sql.Identifier(column)}
+        self.probe_sql, self.count_sql, self.final_sql = (sql.SQL(query).format(**names) for query in (
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} = %s)",
+            "SELECT count(*) FROM {table} WHERE {column} >= 1",
+            "SELECT count(*), count(DISTINCT {column}) FROM {table}"
+            " WHERE {column} BETWEEN 1 AND %s"))
         config = stack.config
         self.conn = psycopg.connect(host=config["PGHOST"], port=config["PGPORT"],
                                     dbname=config["PGDATABASE"], user=config["PGUSER"],
@@ -94,17 +101,14 @@ class TableSink:
 
     @property
     def probed(self):
-        return self.conn.execute(
-            f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE {self.column} = %s)",
-            (PROBE,)).fetchone()[0]
+        return self.conn.execute(self.probe_sql, (PROBE,)).fetchone()[0]
 
     def progress(self):
         """(rows stored so far, monotonic time of the poll that first saw the last ones)."""
         now = time.monotonic()
         if now - self.polled >= self.POLL_S:
             self.polled = now
-            count = self.conn.execute(
-                f"SELECT count(*) FROM {self.table} WHERE {self.column} >= 1").fetchone()[0]
+            count = self.conn.execute(self.count_sql).fetchone()[0]
             if count != self.count:
                 self.count, self.last_change = count, now
         return self.count, self.last_change
@@ -115,9 +119,7 @@ class TableSink:
         return self.conn.execute("SELECT txid_snapshot_xmax(txid_current_snapshot())").fetchone()[0]
 
     def final(self):
-        return tuple(self.conn.execute(
-            f"SELECT count(*), count(DISTINCT {self.column}) FROM {self.table}"
-            f" WHERE {self.column} BETWEEN 1 AND %s", (self.n,)).fetchone())
+        return tuple(self.conn.execute(self.final_sql, (self.n,)).fetchone())
 
     def close(self):
         self.conn.close()
