@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psycopg
 
+from launcher import postgres
 from launcher.stack import free_port
 
 from . import nodeprofile, wire
@@ -83,6 +84,9 @@ def start_tutorial(stack, n, options, default_queues=True):
                          dbname=stack.config["PGDATABASE"], user=stack.config["PGUSER"],
                          password=stack.config["PGPASSWORD"], autocommit=True) as conn:
         conn.execute(TUTORIAL_TABLE)
+        # the tutorial flow connects with Node-RED's PG* variables, i.e. Node-RED's own role
+        conn.execute(psycopg.sql.SQL("GRANT INSERT ON bench_tutorial TO {}").format(
+            psycopg.sql.Identifier(postgres.FLOWS_GROUP)))
     if default_queues:
         stack.start_mosquitto_with_default_queues()
     else:

@@ -10,6 +10,10 @@ import psycopg
 from psycopg import sql
 
 SUPERUSER = "postgres"
+# NOLOGIN group roles that migration 010 grants to (postgres/migrations/010_database_roles.sql):
+# what Node-RED's flows may do, and read-only access to the measurement data (dashboards).
+FLOWS_GROUP = "octopus_flows"
+READER_GROUP = "octopus_reader"
 
 
 def server_bindir():
@@ -99,3 +103,23 @@ def ensure_role_and_database(superuser_conninfo, user, password, database):
                             (database,)).fetchone():
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                 sql.Identifier(database), sql.Identifier(user)))
+
+
+def ensure_platform_roles(superuser_conninfo, logins):
+    """The group roles of migration 010 and the login roles that are their members.
+
+    `logins` maps a login role's name to (password, group). Safe to run twice: a missing
+    role is made, an existing one gets the password again (so a changed .env applies).
+    Run before the migrations, which grant to the groups.
+    """
+    with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
+        for group in (FLOWS_GROUP, READER_GROUP):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+        for user, (password, group) in logins.items():
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
+                         .format(sql.SQL(verb), sql.Identifier(user), sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group),
+                                                          sql.Identifier(user)))
