@@ -44,6 +44,9 @@ def up(args):
               f"PORTAL_ADMIN_PASSWORD, Node-RED editor NODERED_ADMIN_USER / "
               f"NODERED_ADMIN_PASSWORD, MQTT devices MQTT_SIMULATOR_USER / "
               f"MQTT_SIMULATOR_PASSWORD")
+        if not config.get("MQTT_TLS_CERTFILE"):  # else devices trust the operator's CA
+            print(f"    mqtt tls ca          {stack.tls_dir / 'ca.crt'} (what devices trust on "
+                  f"the TLS ports)")
         print(f"    logs                 in {stack.supervisor.log_dir}/")
         say("press Ctrl-C to stop")
         while True:

@@ -13,8 +13,8 @@ from .processes import Supervisor
 from .settings import flag
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "NODERED_PORT", "PORTAL_PORT", "PGPORT",
-                 "MODBUS_SIM_PORT")
+SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "MQTT_TLS_PORT", "MQTT_WSS_PORT", "NODERED_PORT",
+                 "PORTAL_PORT", "PGPORT", "MODBUS_SIM_PORT")
 
 
 def free_port():
@@ -84,6 +84,8 @@ class Stack:
             "node-red editor": f"http://{host}:{self.config['NODERED_PORT']}/",
             "mqtt": f"mqtt://{host}:{self.config['MQTT_PORT']}",
             "mqtt over websocket": f"ws://{host}:{self.config['MQTT_WS_PORT']}",
+            "mqtt over tls": f"mqtts://{host}:{self.config['MQTT_TLS_PORT']}",
+            "mqtt over wss": f"wss://{host}:{self.config['MQTT_WSS_PORT']}",
             "postgresql": f"postgresql://{self.config['PGUSER']}@{self.config['PGHOST']}:"
                           f"{self.config['PGPORT']}/{self.config['PGDATABASE']}",
         }
@@ -101,6 +103,20 @@ class Stack:
             self.pg.superuser_conninfo()).close() or True)
         postgres.ensure_role_and_database(self.pg.superuser_conninfo(), self.config["PGUSER"],
                                           self.config["PGPASSWORD"], self.config["PGDATABASE"])
+        postgres.ensure_platform_roles(self.pg.superuser_conninfo(), self.database_logins())
+
+    def database_logins(self):
+        """Node-RED's and the dashboards' login roles: {name: (password, group role)}."""
+        c = self.config
+        logins = {c["NODERED_PGUSER"]: (c["NODERED_PGPASSWORD"], postgres.FLOWS_GROUP),
+                  c["GRAFANA_PGUSER"]: (c["GRAFANA_PGPASSWORD"], postgres.READER_GROUP)}
+        names = [c["PGUSER"], c["NODERED_PGUSER"], c["GRAFANA_PGUSER"]]
+        reserved = {postgres.SUPERUSER, postgres.FLOWS_GROUP, postgres.READER_GROUP}
+        if not all(names) or len(set(names)) < 3 or reserved & set(names):
+            raise ValueError(f"PGUSER, NODERED_PGUSER and GRAFANA_PGUSER must name three different "
+                             f"roles, none of them {', '.join(sorted(reserved))} (they are "
+                             f"{', '.join(repr(n) for n in names)})")
+        return logins
 
     def conninfo(self):
         """libpq connection string of the platform's database role."""
@@ -113,11 +129,18 @@ class Stack:
         from octopus_portal.migrate import migrate_with_retry  # webapp/ is on PYTHONPATH
         migrate_with_retry(self.conninfo(), log=lambda m: None)
 
+    @property
+    def tls_dir(self):
+        """The platform CA and the broker's generated certificate (doc/security.md)."""
+        return self.state_dir / "tls"
+
     def start_mosquitto(self):
-        conf = mosquitto.prepare(self.state_dir / "mosquitto", self.config)
+        conf = mosquitto.prepare(self.state_dir / "mosquitto", self.config, self.tls_dir)
         self.supervisor.start("mosquitto", mosquitto.command(conf), env=self.env())
+        # every listener: the TLS ones open last, once their certificates are loaded
+        listeners = [self.config[key] for key in mosquitto.LISTENER_SETTINGS.values()]
         self.supervisor.wait_ready(
-            "mosquitto", lambda: port_open(self.host, self.config["MQTT_PORT"]))
+            "mosquitto", lambda: all(port_open(self.host, port) for port in listeners))
 
     def start_nodered(self, name="nodered", port=None, client_id=None,
                       settings_file=ROOT / "nodered/settings.js", **env):
@@ -135,9 +158,20 @@ class Stack:
             name,
             [node, str(ROOT / "nodered/node_modules/node-red/red.js"),
              "--settings", str(settings_file), "--userDir", str(user_dir)],
-            env=self.env(**env), cwd=ROOT / "nodered")
+            env=self.nodered_env(**env), cwd=ROOT / "nodered")
         url = f"http://{self.host}:{port}/settings"
         self.supervisor.wait_ready(name, lambda: http_status(url) in (200, 401), 90)
+
+    def nodered_env(self, **extra):
+        """Node-RED's environment: the standard PG* variables name its own database role
+        (NODERED_PGUSER), and no other component's secret is in it, since any flow can read
+        its environment."""
+        env = self.env(**{"PGUSER": self.config["NODERED_PGUSER"],
+                          "PGPASSWORD": self.config["NODERED_PGPASSWORD"], **extra})
+        for key in settings.SECRET_KEYS:
+            if key != "PGPASSWORD" and not key.startswith(("NODERED_", "MQTT_NODERED_")):
+                env.pop(key, None)
+        return env
 
     def start_portal(self):
         bind = f"{self.config['OCTOPUS_BIND']}:{self.config['PORTAL_PORT']}"
@@ -152,7 +186,9 @@ class Stack:
             [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "400",
              "--no-control-socket", "--bind", bind, "--access-logfile", "-",
              "octopus_portal:create_app()"],
-            env=self.env(), cwd=ROOT / "webapp")
+            # the CA it issues devices' client certificates with
+            env=self.env(**mosquitto.portal_ca_settings(self.tls_dir, self.config)),
+            cwd=ROOT / "webapp")
         url = f"http://{self.host}:{self.config['PORTAL_PORT']}/login"
         self.supervisor.wait_ready("portal", lambda: http_status(url) == 200, 60)
 

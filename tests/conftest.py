@@ -52,7 +52,9 @@ def new_page(browser):
 
 @pytest.fixture(scope="session")
 def pg_cluster():
-    """A real PostgreSQL server of its own for the test session, with the `octopus` role."""
+    """A real PostgreSQL server of its own for the test session, with the `octopus` role, and
+    Node-RED's and the dashboards' roles as the launcher makes them (`cluster.logins`:
+    libpq keyword parameters of each, without dbname)."""
     state = make_state_dir("octopus-pg-")
     cluster = postgres.LocalCluster(state / "data", free_port(), "127.0.0.1",
                                     secrets.token_urlsafe(16))
@@ -63,6 +65,17 @@ def pg_cluster():
     password = secrets.token_urlsafe(16)
     postgres.ensure_role_and_database(cluster.superuser_conninfo(), "octopus", password,
                                       "octopus_template")
+    cluster.logins = {
+        "nodered": dict(host=cluster.bind, port=cluster.port, user="octopus_nodered",
+                        password=secrets.token_urlsafe(16)),
+        "grafana": dict(host=cluster.bind, port=cluster.port, user="octopus_grafana",
+                        password=secrets.token_urlsafe(16)),
+    }
+    postgres.ensure_platform_roles(cluster.superuser_conninfo(), {
+        cluster.logins["nodered"]["user"]: (cluster.logins["nodered"]["password"],
+                                            postgres.FLOWS_GROUP),
+        cluster.logins["grafana"]["user"]: (cluster.logins["grafana"]["password"],
+                                            postgres.READER_GROUP)})
     template = dict(host=cluster.bind, port=cluster.port, user="octopus", password=password,
                     dbname="octopus_template")
     migrate(psycopg.conninfo.make_conninfo(**template), log=lambda m: None)
@@ -89,15 +102,20 @@ def fresh_db(pg_cluster):
 
 class Broker:
     """Mosquitto started the way the launcher starts it: the repository's mosquitto.conf and
-    ACL, the platform's three accounts with random passwords, on a free port."""
+    ACL, the platform's three accounts with random passwords, on free ports; `settings`
+    override the configuration (e.g. MQTT_TLS_REQUIRE_CLIENT_CERT="true"). The platform CA
+    and the broker's certificate are generated in `state_dir`/tls."""
 
-    def __init__(self, state_dir):
-        self.config = isolated_config()
+    def __init__(self, state_dir, **settings):
+        self.config = {**isolated_config(), **settings}
         self.host, self.port = "127.0.0.1", int(self.config["MQTT_PORT"])
+        self.tls_port, self.wss_port = (int(self.config["MQTT_TLS_PORT"]),
+                                        int(self.config["MQTT_WSS_PORT"]))
+        self.tls_dir = state_dir / "tls"
         self.accounts = {self.config[f"MQTT_{kind}_USER"]: self.config[f"MQTT_{kind}_PASSWORD"]
                          for kind in ("NODERED", "PORTAL", "SIMULATOR")}
         self.supervisor = Supervisor(state_dir / "log")
-        self.conf = mosquitto.prepare(state_dir / "mosquitto", self.config)
+        self.conf = mosquitto.prepare(state_dir / "mosquitto", self.config, self.tls_dir)
 
     def user(self, kind):
         """(user, password) of the platform account NODERED, PORTAL or SIMULATOR."""
@@ -105,7 +123,8 @@ class Broker:
 
     def start(self):
         self.supervisor.start("mosquitto", mosquitto.command(self.conf))
-        self.supervisor.wait_ready("mosquitto", lambda: port_open(self.host, self.port), 10)
+        self.supervisor.wait_ready("mosquitto", lambda: all(
+            port_open(self.host, port) for port in (self.port, self.tls_port, self.wss_port)), 10)
 
     def stop(self):
         self.supervisor.stop("mosquitto")

@@ -12,12 +12,16 @@ import yaml
 from tests.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
-SERVICES = {"mosquitto", "postgres", "webapp", "nodered", "simulators", "modbus-simulators"}
-PUBLISHED = {1883, 9001, 1880, 5000}  # MQTT, MQTT over WebSocket, Node-RED editor, portal
+SERVICES = {"certificates", "mosquitto", "postgres", "webapp", "nodered", "simulators",
+            "modbus-simulators"}
+# run once per `up` and exit; services that need their work wait for them to complete
+ONE_SHOT = {"certificates"}
+# MQTT, MQTT over WebSocket, both over TLS, Node-RED editor, portal
+PUBLISHED = {1883, 9001, 8883, 8884, 1880, 5000}
 RESTART_POLICIES = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$")
 # secrets that may be empty (a feature not used): the SMTP login of e-mail notifications
-OPTIONAL_SECRETS = {"SMTP_PASSWORD"}
+OPTIONAL_SECRETS = {"SMTP_PASSWORD", "MQTT_ENROL_PASSWORD"}
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 BARE_VARIABLE = re.compile(r"\$[A-Za-z_]")
@@ -139,6 +143,9 @@ def assert_pinned(image):
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_healthcheck_and_restart_policy(services, name):
     service = services[name]
+    if name in ONE_SHOT:  # nothing to check while it runs; restarted only when it failed
+        assert "healthcheck" not in service and service.get("restart") == "on-failure", name
+        return
     check = service.get("healthcheck") or {}
     assert not check.get("disable"), name
     test = check.get("test")
@@ -150,10 +157,15 @@ def test_dependencies_wait_for_healthy_services(services):
     for name, service in services.items():
         for dependency, rule in (service.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on unknown {dependency}"
+            if dependency in ONE_SHOT:
+                assert rule == {"condition": "service_completed_successfully"}, \
+                    f"{name} -> {dependency}"
+                continue
             assert rule == {"condition": "service_healthy"}, f"{name} -> {dependency}"
             assert "healthcheck" in services[dependency]
     assert set(services["nodered"]["depends_on"]) >= {"mosquitto", "postgres"}
-    assert set(services["webapp"]["depends_on"]) >= {"mosquitto", "postgres"}
+    assert set(services["webapp"]["depends_on"]) >= {"mosquitto", "postgres", "certificates"}
+    assert "certificates" in services["mosquitto"]["depends_on"]
 
 
 def test_bind_mounted_and_referenced_files_exist_in_the_repository(services):
@@ -223,7 +235,8 @@ def test_only_the_user_facing_ports_are_published_on_octopus_bind(services):
             assert host_ip == "192.0.2.10", f"{name}: {port} must bind ${{OCTOPUS_BIND}}"
             published[int(container_port)] = name
     assert set(published) == PUBLISHED
-    assert published == {1883: "mosquitto", 9001: "mosquitto", 1880: "nodered", 5000: "webapp"}
+    assert published == {1883: "mosquitto", 9001: "mosquitto", 8883: "mosquitto",
+                         8884: "mosquitto", 1880: "nodered", 5000: "webapp"}
     for port in services["mosquitto"]["ports"]:  # loopback unless opened up
         assert interpolate(port, {}).startswith("127.0.0.1:")
 
@@ -247,6 +260,49 @@ def test_the_broker_password_file_goes_where_mosquitto_conf_says(services):
     assert not (ROOT / "mosquitto/passwd").exists(), "the password file is never committed"
     mounts = bind_mounts(services["mosquitto"])
     assert ("./mosquitto", "/octopus/mosquitto", True) in mounts
+
+
+def named_volumes(service):
+    """{volume name: (container path, read_only)} of a service's named volumes."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        if not source.startswith((".", "/")):
+            found[source] = (target, mode == ["ro"])
+    return found
+
+
+def test_the_certificates_volume_is_written_once_and_read_where_expected(services):
+    """The certificates service writes the platform CA and the broker's certificate where its
+    command says; the broker reads them where its entrypoint copies them from; the portal
+    finds the CA where its settings say. Only the certificates service may write."""
+    command = services["certificates"]["command"]
+    assert command[:5] == ["python", "-m", "octopus_portal.certificates", "ensure",
+                           "/opt/octopus/tls"]
+    assert "mosquitto" in command  # the name the other containers reach the broker by
+    assert named_volumes(services["certificates"]) == {"tls-certificates":
+                                                       ("/opt/octopus/tls", False)}
+    entrypoint = (ROOT / "mosquitto/docker-entrypoint.sh").read_text()
+    source = re.search(r"^TLS_SOURCE=(\S+)$", entrypoint, re.M).group(1)
+    assert named_volumes(services["mosquitto"])["tls-certificates"] == (source, True)
+    webapp = services["webapp"]
+    target, read_only = named_volumes(webapp)["tls-certificates"]
+    assert read_only
+    assert webapp["environment"]["MQTT_TLS_CA_CERTFILE"] == f"{target}/ca.crt"
+    assert webapp["environment"]["MQTT_TLS_CA_KEYFILE"] == f"{target}/ca.key"
+    for name, service in services.items():
+        if name not in ("certificates", "mosquitto", "webapp"):
+            assert "tls-certificates" not in named_volumes(service), name
+    # the image owns the mount point, so that a new volume is writable by its user
+    dockerfile = (ROOT / "webapp/Dockerfile").read_text()
+    assert re.search(r"install -d -o octopus -m 0700 /opt/octopus/tls", dockerfile)
+
+
+def test_the_broker_keeps_device_accounts_in_its_data_volume(services):
+    conf = (ROOT / "mosquitto/mosquitto.conf").read_text()
+    config_file = re.search(r"^plugin_opt_config_file (\S+)$", conf, re.M).group(1)
+    target, read_only = named_volumes(services["mosquitto"])["mosquitto-data"]
+    assert config_file.startswith(target + "/") and not read_only
 
 
 @pytest.mark.parametrize("script", ["mosquitto/docker-entrypoint.sh", "mosquitto/healthcheck.sh",

@@ -3,11 +3,15 @@
 Private mount, network and PID namespaces with a chroot stand in for the container (when the
 scenario's shell ends, the kernel ends whatever it left running): the
 repository's mosquitto/ folder read-only at /octopus/mosquitto, an empty /mosquitto/config
-and /mosquitto/data, the host's /usr and /etc (Debian's Mosquitto 2.0 instead of the image's
-Alpine build), and a loopback of its own, so the broker listens on 1883 and 9001 as in the
-container without touching the host's ports.
+and /mosquitto/data, /octopus/tls as the certificates service leaves it (files of another
+user, keys mode 600), the host's /usr and /etc (Debian's Mosquitto 2.0 instead of the image's
+Alpine build, so the dynamic security plugin is at Debian's path, not the image's), and a
+loopback of its own, so the broker listens on 1883, 9001, 8883 and 8884 as in the container
+without touching the host's ports.
 """
+import json
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from launcher.mosquitto import DYNSEC_EMPTY
+from octopus_portal.certificates import ensure_certificates
 from tests.helpers import ROOT
 
 ACCOUNTS = {"NODERED": "n0de-pw", "PORTAL": "p0rtal-pw", "SIMULATOR": "s1m-pw"}
@@ -54,16 +60,33 @@ echo "simulator_publish=$?"
 got=$(mosquitto_sub -h 127.0.0.1 -p 1883 -u "$MQTT_NODERED_USER" -P "$MQTT_NODERED_PASSWORD" \
     -t test/room/dev/status -C 1 -W 3)
 echo "retained_status=$got"
+# over TLS, verifying the broker's certificate against the platform CA
+mosquitto_pub -h 127.0.0.1 -p 8883 --cafile "$R/octopus/tls/ca.crt" -q 1 \
+    -u "$MQTT_SIMULATOR_USER" -P "$MQTT_SIMULATOR_PASSWORD" -t test/room/dev/tls -m 1
+echo "tls_publish=$?"
+# the portal's account administers the dynamic security plugin, which saves to its file
+mosquitto_ctrl -h 127.0.0.1 -p 1883 -u "$MQTT_PORTAL_USER" -P "$MQTT_PORTAL_PASSWORD" \
+    dynsec createClient test-device -p device-pw >/dev/null
+echo "dynsec_create=$?"
 kill "$broker"
 wait "$broker"
 echo "broker_exit=$?"
+# mutual TLS switched on at the next start; a wrong value is refused
+MQTT_TLS_REQUIRE_CLIENT_CERT=true in_container /octopus/mosquitto/docker-entrypoint.sh true \
+    >"$R/tmp/mutual.log" 2>&1
+echo "mutual_tls=$?"
+echo "require_certificate_true=$(grep -c '^require_certificate true$' \
+    "$R/mosquitto/config/mosquitto.conf")"
+MQTT_TLS_REQUIRE_CLIENT_CERT=maybe in_container /octopus/mosquitto/docker-entrypoint.sh true \
+    >/dev/null 2>&1
+echo "bad_flag=$?"
 """
 
 
 def namespaces_available():
     if os.geteuid() != 0 or not all(shutil.which(tool) for tool in
                                     ("unshare", "chroot", "ip", "mosquitto_pub", "mosquitto_sub",
-                                     "mosquitto_passwd")):
+                                     "mosquitto_passwd", "mosquitto_ctrl")):
         return False
     if not Path("/usr/sbin/mosquitto").exists():
         return False
@@ -84,6 +107,10 @@ def test_entrypoint_writes_the_password_file_and_the_healthcheck_does_a_round_tr
             (root / folder).mkdir(parents=True)
         for link in ("bin", "sbin", "lib", "lib64"):
             (root / link).symlink_to(f"usr/{link}")
+        # as the certificates service leaves the volume: the portal image's user owns it
+        tls = ensure_certificates(root / "octopus/tls")
+        for path in (root / "octopus/tls", *tls):
+            os.chown(path, 12345, 12345)
         env = dict(os.environ, OCTOPUS_REPO=str(ROOT))
         for account, password in ACCOUNTS.items():
             env[f"MQTT_{account}_USER"] = f"octopus-{account.lower()}"
@@ -103,6 +130,11 @@ def test_entrypoint_writes_the_password_file_and_the_healthcheck_does_a_round_tr
         assert lines.get("simulator_publish") == "0", context
         assert lines.get("retained_status") == "online", context
         assert lines.get("broker_exit") == "0", context
+        assert lines.get("tls_publish") == "0", context
+        assert lines.get("dynsec_create") == "0", context
+        assert lines.get("mutual_tls") == "0", context
+        assert lines.get("require_certificate_true") == "2", context  # both TLS listeners
+        assert lines.get("bad_flag") == "1", context
 
         config = root / "mosquitto/config"
         passwd = (config / "passwd").read_text()
@@ -114,6 +146,14 @@ def test_entrypoint_writes_the_password_file_and_the_healthcheck_does_a_round_tr
         assert "written with 3 accounts" in broker_log
         assert "Error" not in broker_log, broker_log
         assert (root / "mosquitto/data/mosquitto.db").exists(), "persistence in /mosquitto/data"
+        dynsec = json.loads((root / "mosquitto/data/dynamic-security.json").read_text())
+        assert [c["username"] for c in dynsec["clients"]] == ["test-device"], "saved, and kept"
+        # created as the native launcher creates it
+        assert dynsec["defaultACLAccess"] == DYNSEC_EMPTY["defaultACLAccess"]
+        broker_uid = pwd.getpwnam("mosquitto").pw_uid
+        key = (config / "tls/server.key").stat()
+        assert (key.st_uid, key.st_mode & 0o777) == (broker_uid, 0o600)
+        assert (config / "tls/server.crt").read_bytes() == tls.certfile.read_bytes()
     finally:
         remove_fake_root(root)
 

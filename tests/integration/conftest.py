@@ -113,6 +113,8 @@ def platform_config(state_dir):
         # so that the rate limit shows within a test; the tests' own SMTP server
         ALERTS_REFRESH_S="1", ALERT_NOTIFY_MIN_INTERVAL_S="5", ALERT_FLAP_COUNT="4",
         ALERT_FLAP_WINDOW_S="60", SMTP_HOST="127.0.0.1", SMTP_PORT=str(free_port()),
+        # one more name for the broker's TLS certificate (test_mqtt_tls.py checks it)
+        MQTT_TLS_HOSTNAMES="mqtt.octopus.test",
     )
     return config
 

@@ -1,54 +1,10 @@
-"""Acceptance 5: no anonymous MQTT, no open Node-RED admin API, no portal page or live
-stream without login."""
-import threading
-import uuid
-
-import paho.mqtt.client as mqtt
+"""Acceptance 5: no open Node-RED admin API, no portal page or live stream without login.
+(No anonymous MQTT and no wrong password on any listener: test_mqtt_tls.py.)"""
 import pytest
 import requests
 import socketio
 
 from tests.integration.conftest import wait_for
-
-
-def connect_result(platform, username=None, password=None):
-    """The broker's answer to a CONNECT with these credentials."""
-    answer = {}
-    done = threading.Event()
-
-    def on_connect(client, userdata, flags, reason_code, properties):
-        answer["reason"] = reason_code
-        done.set()
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:6]}",
-                         protocol=mqtt.MQTTv5)
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect = on_connect
-    client.connect(platform.host, int(platform.config["MQTT_PORT"]))
-    client.loop_start()
-    try:
-        assert done.wait(10), "no CONNACK from the broker"
-        return answer["reason"]
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
-def test_anonymous_mqtt_is_refused(platform):
-    reason = connect_result(platform)
-    assert reason.is_failure and reason.getName() in ("Not authorized", "Bad user name or password")
-
-
-def test_wrong_mqtt_password_is_refused(platform):
-    reason = connect_result(platform, platform.config["MQTT_SIMULATOR_USER"], "not-the-password")
-    assert reason.is_failure
-
-
-def test_platform_account_is_accepted(platform):
-    reason = connect_result(platform, platform.config["MQTT_SIMULATOR_USER"],
-                            platform.config["MQTT_SIMULATOR_PASSWORD"])
-    assert not reason.is_failure
 
 
 @pytest.mark.parametrize("path", ["/flows", "/nodes", "/settings/user"])
