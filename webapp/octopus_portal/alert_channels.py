@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
+from . import audit
 from .alert_rule_checks import NAME_MAX, SEVERITIES
 from .auth import require_admin
 from .db import get_db
@@ -98,6 +99,12 @@ def form_values(channel=None):
             "enabled": True}
 
 
+def audited(row):
+    """A channel's fields for the audit log: not its target, which may carry a token and
+    would outlive a change of it there."""
+    return {field: value for field, value in row.items() if field != "target"}
+
+
 def render_channels(status=200, **context):
     """The channels and the form to add one or change one."""
     channels = get_db().execute("SELECT * FROM notification_channels ORDER BY name, id"
@@ -120,9 +127,13 @@ def index():
     row, problems = check_channel(form)
     if problems:
         return render_channels(400, form=form, errors=problems)
-    get_db().execute("INSERT INTO notification_channels (name, kind, target, severities,"
-                     " enabled) VALUES (%(name)s, %(kind)s, %(target)s, %(severities)s,"
-                     " %(enabled)s)", row)
+    db = get_db()
+    with db.transaction():
+        channel_id = db.execute(
+            "INSERT INTO notification_channels (name, kind, target, severities, enabled)"
+            " VALUES (%(name)s, %(kind)s, %(target)s, %(severities)s, %(enabled)s)"
+            " RETURNING id", row).fetchone()["id"]
+        audit.record("channel.created", row["name"], id=channel_id, **audited(row))
     flash(f"Channel “{row['name']}” added.", "info")
     return redirect(url_for("alert_channels.index"))
 
@@ -145,10 +156,15 @@ def edit(channel_id):
     row, problems = check_channel(form)
     if problems:
         return render_channels(400, form=form, errors=problems, editing=channel)
-    get_db().execute("UPDATE notification_channels SET name = %(name)s, kind = %(kind)s,"
-                     " target = %(target)s, severities = %(severities)s,"
-                     " enabled = %(enabled)s, updated_at = now() WHERE id = %(id)s",
-                     {**row, "id": channel_id})
+    db = get_db()
+    with db.transaction():
+        db.execute("UPDATE notification_channels SET name = %(name)s, kind = %(kind)s,"
+                   " target = %(target)s, severities = %(severities)s,"
+                   " enabled = %(enabled)s, updated_at = now() WHERE id = %(id)s",
+                   {**row, "id": channel_id})
+        audit.record("channel.changed", row["name"], id=channel_id,
+                     changes=audit.changes(audited(channel), audited(row)),
+                     target_changed=row["target"] != channel["target"])
     flash(f"Channel “{row['name']}” saved.", "info")
     return redirect(url_for("alert_channels.index"))
 
@@ -156,15 +172,24 @@ def edit(channel_id):
 @bp.post("/<int:channel_id>/enabled")
 def set_enabled(channel_id):
     """Enable (enabled=on) or disable a channel."""
-    if get_db().execute("UPDATE notification_channels SET enabled = %s, updated_at = now()"
-                        " WHERE id = %s", (request.form.get("enabled") == "on", channel_id)
-                        ).rowcount == 0:
-        abort(404)
+    enabled = request.form.get("enabled") == "on"
+    db = get_db()
+    with db.transaction():
+        channel = db.execute("UPDATE notification_channels SET enabled = %s, updated_at = now()"
+                             " WHERE id = %s RETURNING name", (enabled, channel_id)).fetchone()
+        if channel is None:
+            abort(404)
+        audit.record("channel.changed", channel["name"], id=channel_id, enabled=enabled)
     return redirect(url_for("alert_channels.index"))
 
 
 @bp.post("/<int:channel_id>/delete")
 def delete(channel_id):
     """Delete a channel: nothing more is sent to it."""
-    get_db().execute("DELETE FROM notification_channels WHERE id = %s", (channel_id,))
+    db = get_db()
+    with db.transaction():
+        channel = db.execute("DELETE FROM notification_channels WHERE id = %s RETURNING name",
+                             (channel_id,)).fetchone()
+        if channel is not None:
+            audit.record("channel.deleted", channel["name"], id=channel_id)
     return redirect(url_for("alert_channels.index"))

@@ -4,7 +4,7 @@ few seconds (ALERTS_REFRESH_S), without a redeploy."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from . import live
+from . import audit, live
 from .alert_rule_checks import (CONDITIONS, DEFAULT_MESSAGES, FIELDS, KIND_FIELDS, KINDS,
                                 PLACEHOLDERS, SEVERITIES, check_rule, describe, shown,
                                 timing)
@@ -72,12 +72,16 @@ def index():
     row, problems = check_rule(kind, form)
     if problems:
         return render_rules(400, posted=form, errors=problems)
-    get_db().execute("INSERT INTO alert_rules (name, kind, devices, attribute, condition, low,"
-                     " high, hysteresis, on_delay_s, off_delay_s, stale_after_s, severity,"
-                     " message, enabled) VALUES (%(name)s, %(kind)s, %(devices)s,"
-                     " %(attribute)s, %(condition)s, %(low)s, %(high)s, %(hysteresis)s,"
-                     " %(on_delay_s)s, %(off_delay_s)s, %(stale_after_s)s, %(severity)s,"
-                     " %(message)s, %(enabled)s)", row)
+    db = get_db()
+    with db.transaction():
+        rule_id = db.execute(
+            "INSERT INTO alert_rules (name, kind, devices, attribute, condition, low,"
+            " high, hysteresis, on_delay_s, off_delay_s, stale_after_s, severity,"
+            " message, enabled) VALUES (%(name)s, %(kind)s, %(devices)s,"
+            " %(attribute)s, %(condition)s, %(low)s, %(high)s, %(hysteresis)s,"
+            " %(on_delay_s)s, %(off_delay_s)s, %(stale_after_s)s, %(severity)s,"
+            " %(message)s, %(enabled)s) RETURNING id", row).fetchone()["id"]
+        audit.record("rule.created", row["name"], id=rule_id, **row)
     flash(f"Rule “{row['name']}” added.", "info")
     return redirect(url_for("alert_rules.index"))
 
@@ -99,13 +103,16 @@ def edit(rule_id):
     row, problems = check_rule(rule["kind"], form)
     if problems:
         return render_rules(400, posted=form, errors=problems, editing=rule)
-    get_db().execute("UPDATE alert_rules SET name = %(name)s, devices = %(devices)s,"
-                     " attribute = %(attribute)s, condition = %(condition)s, low = %(low)s,"
-                     " high = %(high)s, hysteresis = %(hysteresis)s,"
-                     " on_delay_s = %(on_delay_s)s, off_delay_s = %(off_delay_s)s,"
-                     " stale_after_s = %(stale_after_s)s, severity = %(severity)s,"
-                     " message = %(message)s, enabled = %(enabled)s, updated_at = now()"
-                     " WHERE id = %(id)s", {**row, "id": rule_id})
+    db = get_db()
+    with db.transaction():
+        db.execute("UPDATE alert_rules SET name = %(name)s, devices = %(devices)s,"
+                   " attribute = %(attribute)s, condition = %(condition)s, low = %(low)s,"
+                   " high = %(high)s, hysteresis = %(hysteresis)s,"
+                   " on_delay_s = %(on_delay_s)s, off_delay_s = %(off_delay_s)s,"
+                   " stale_after_s = %(stale_after_s)s, severity = %(severity)s,"
+                   " message = %(message)s, enabled = %(enabled)s, updated_at = now()"
+                   " WHERE id = %(id)s", {**row, "id": rule_id})
+        audit.record("rule.changed", row["name"], id=rule_id, changes=audit.changes(rule, row))
     flash(f"Rule “{row['name']}” saved.", "info")
     return redirect(url_for("alert_rules.index"))
 
@@ -114,9 +121,13 @@ def edit(rule_id):
 def set_enabled(rule_id):
     """Enable (enabled=on) or disable a rule."""
     enabled = request.form.get("enabled") == "on"
-    if get_db().execute("UPDATE alert_rules SET enabled = %s, updated_at = now() WHERE id = %s",
-                        (enabled, rule_id)).rowcount == 0:
-        abort(404)
+    db = get_db()
+    with db.transaction():
+        rule = db.execute("UPDATE alert_rules SET enabled = %s, updated_at = now() WHERE id = %s"
+                          " RETURNING name", (enabled, rule_id)).fetchone()
+        if rule is None:
+            abort(404)
+        audit.record("rule.changed", rule["name"], id=rule_id, enabled=enabled)
     return redirect(url_for("alert_rules.index"))
 
 
@@ -140,6 +151,7 @@ def delete(rule_id):
             "SELECT DISTINCT site, room, device, attribute FROM alerts WHERE rule_id = %s",
             (rule_id,))]
         db.execute("DELETE FROM alert_rules WHERE id = %s", (rule_id,))
+        audit.record("rule.deleted", rule["name"], id=rule_id, alerts_cleared=len(closed))
         states = [alert_state(r) for r in db.execute("SELECT * FROM alerts WHERE id = ANY(%s)",
                                                      (closed,))]
     flash(f"Rule “{rule['name']}” deleted" + (f"; {len(closed)} open alert(s) cleared."

@@ -1,14 +1,17 @@
 """Logging in and out: portal users, argon2 password hashes, Flask-Login sessions."""
+import hmac
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import (Blueprint, abort, current_app, redirect, render_template, request,
+                   session, url_for)
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
+from . import audit
 from .db import get_db
 from .extensions import login_manager
 
@@ -23,23 +26,40 @@ WRONG_LOGIN = "wrong username or password"
 TOO_MANY_LOGINS = "Too many failed logins: wait a minute, then try again."
 
 
+def session_token(password_hash):
+    """A token that changes with the password: kept in the session cookie beside the user
+    id, so that a new password (changed or reset) ends every session opened before it."""
+    key = current_app.config["SECRET_KEY"]
+    key = key.encode() if isinstance(key, str) else key
+    # an HMAC, not a piece of the hash itself: the cookie is signed, not encrypted
+    return hmac.new(key, password_hash.encode(), "sha256").hexdigest()[:32]
+
+
 class User(UserMixin):
     """A portal user as Flask-Login sees it."""
 
-    def __init__(self, id, username, role):
+    def __init__(self, id, username, role, password_hash):
         self.id, self.username, self.role = id, username, role
+        self.session_token = session_token(password_hash)
+
+    def get_id(self):
+        """What the session cookie names: the user and their session_token."""
+        return f"{self.id}:{self.session_token}"
 
 
 @login_manager.user_loader
 def load_user(user_id):
-    """The logged-in user named by the session cookie, or None if it no longer exists."""
+    """The logged-in user named by the session cookie, or None if it no longer exists or
+    its password has changed since."""
+    user_id, _, token = user_id.partition(":")
     try:
         user_id = int(user_id)
     except ValueError:
         return None
-    row = get_db().execute("SELECT id, username, role FROM users WHERE id = %s",
+    row = get_db().execute("SELECT id, username, role, password_hash FROM users WHERE id = %s",
                            (user_id,)).fetchone()
-    return User(**row) if row else None
+    user = User(**row) if row else None
+    return user if user and hmac.compare_digest(user.session_token, token) else None
 
 
 def check_password(username, password):
@@ -54,9 +74,11 @@ def check_password(username, password):
     if row is None:
         return None
     if hasher.check_needs_rehash(row["password_hash"]):
+        # (this ends the user's other sessions: rare, only when argon2's settings change)
+        row["password_hash"] = hasher.hash(password)
         db.execute("UPDATE users SET password_hash = %s WHERE id = %s",
-                   (hasher.hash(password), row["id"]))
-    return User(row["id"], row["username"], row["role"])
+                   (row["password_hash"], row["id"]))
+    return User(**row)
 
 
 def safe_next(target):
@@ -79,10 +101,12 @@ def login():
         user = check_password(username, request.form.get("password", ""))
         if user is None:
             error = WRONG_LOGIN
+            audit.record("login.failed", username=username[:200])  # never the password
         else:
             session.clear()  # a fresh session: nothing from before the login carries over
             login_user(user)
             get_db().execute("UPDATE users SET last_login_at = now() WHERE id = %s", (user.id,))
+            audit.record("login.succeeded")
             return redirect(safe_next(request.args.get("next")))
     return render_template("login.html", error=error, username=username)
 
@@ -90,6 +114,7 @@ def login():
 @bp.post("/logout")
 def logout():
     """End the session (POST with the CSRF token, so another site cannot log you out)."""
+    audit.record("logout")
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

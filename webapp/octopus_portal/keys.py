@@ -13,6 +13,7 @@ from datetime import datetime
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from . import audit
 from .auth import require_admin
 from .db import get_db
 from .topics import is_level
@@ -130,14 +131,23 @@ def create():
     errors = check_new_key(**form)
     if errors:
         return render_keys(400, form=form, errors=errors)
-    key_id, key = create_key(get_db(), form["name"], form["scopes"], form["site"] or None,
-                             current_user.id)
+    db = get_db()
+    with db.transaction():
+        key_id, key = create_key(db, form["name"], form["scopes"], form["site"] or None,
+                                 current_user.id)
+        audit.record("key.created", form["name"], key_id=key_id, prefix=key[:SHOWN_CHARS],
+                     scopes=form["scopes"], site=form["site"] or None)
     return render_keys(201, created={"id": key_id, "key": key, "name": form["name"]})
 
 
 @bp.post("/keys/<int:key_id>/revoke")
 def revoke(key_id):
     """Revoke a key: every call with it is refused from now on."""
-    get_db().execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL",
-                     (key_id,))
+    db = get_db()
+    with db.transaction():
+        key = db.execute("UPDATE api_keys SET revoked_at = now()"
+                         " WHERE id = %s AND revoked_at IS NULL RETURNING name, prefix",
+                         (key_id,)).fetchone()
+        if key is not None:
+            audit.record("key.revoked", key["name"], key_id=key_id, prefix=key["prefix"])
     return redirect(url_for("keys.index"))

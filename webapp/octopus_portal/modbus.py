@@ -6,6 +6,7 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from psycopg import errors
 
+from . import audit
 from .auth import require_admin
 from .db import get_db
 from .devices import display_value
@@ -98,23 +99,29 @@ def render_page(status=200, **context):
                            recloser_profiles=views, **context), status
 
 
-def save(row, device_id=None):
-    """Insert or update a device; a message if another one has the same site/room/name."""
+def save(row, device=None):
+    """Insert `row`, or update the stored `device` with it, and audit it; a message if
+    another device has the same site/room/name."""
     db = get_db()
+    subject = f"{row['site']}/{row['room']}/{row['name']}"
     try:
-        if device_id is None:
-            db.execute("INSERT INTO modbus_devices (site, room, name, host, port, unit_id,"
-                       " profile, poll_interval_ms, enabled) VALUES (%(site)s, %(room)s,"
-                       " %(name)s, %(host)s, %(port)s, %(unit_id)s, %(profile)s,"
-                       " %(poll_interval_ms)s, %(enabled)s)", row)
-        else:
-            db.execute("UPDATE modbus_devices SET site = %(site)s, room = %(room)s,"
-                       " name = %(name)s, host = %(host)s, port = %(port)s,"
-                       " unit_id = %(unit_id)s, profile = %(profile)s,"
-                       " poll_interval_ms = %(poll_interval_ms)s, enabled = %(enabled)s,"
-                       " updated_at = now() WHERE id = %(id)s", {**row, "id": device_id})
+        with db.transaction():  # the change and its audit row commit together
+            if device is None:
+                db.execute("INSERT INTO modbus_devices (site, room, name, host, port, unit_id,"
+                           " profile, poll_interval_ms, enabled) VALUES (%(site)s, %(room)s,"
+                           " %(name)s, %(host)s, %(port)s, %(unit_id)s, %(profile)s,"
+                           " %(poll_interval_ms)s, %(enabled)s)", row)
+                audit.record("modbus_device.added", subject, **row)
+            else:
+                db.execute("UPDATE modbus_devices SET site = %(site)s, room = %(room)s,"
+                           " name = %(name)s, host = %(host)s, port = %(port)s,"
+                           " unit_id = %(unit_id)s, profile = %(profile)s,"
+                           " poll_interval_ms = %(poll_interval_ms)s, enabled = %(enabled)s,"
+                           " updated_at = now() WHERE id = %(id)s", {**row, "id": device["id"]})
+                audit.record("modbus_device.changed", subject, id=device["id"],
+                             changes=audit.changes(device, row))
     except errors.UniqueViolation:
-        return [f"A Modbus device {row['site']}/{row['room']}/{row['name']} already exists."]
+        return [f"A Modbus device {subject} already exists."]
     return []
 
 
@@ -153,7 +160,7 @@ def edit(device_id):
     if request.method == "GET":
         return render_page(form=form, editing=device)
     row, problems = check_device(form, profiles())
-    problems = problems or save(row, device_id)
+    problems = problems or save(row, device)
     if problems:
         return render_page(400, form=form, editing=device, errors=problems)
     return redirect(url_for("modbus.index"))
@@ -192,5 +199,11 @@ def recloser(device_id):
 def delete(device_id):
     """Stop polling a device and forget it (its stored readings stay)."""
     require_admin()
-    get_db().execute("DELETE FROM modbus_devices WHERE id = %s", (device_id,))
+    db = get_db()
+    with db.transaction():
+        device = db.execute("DELETE FROM modbus_devices WHERE id = %s"
+                            " RETURNING site, room, name", (device_id,)).fetchone()
+        if device is not None:
+            audit.record("modbus_device.deleted",
+                         f"{device['site']}/{device['room']}/{device['name']}", id=device_id)
     return redirect(url_for("modbus.index"))
