@@ -19,6 +19,16 @@ def login(client, username=ADMIN_USER, password=ADMIN_PASSWORD, next=None):
                                   "password": password})
 
 
+def add_user(app, db, role):
+    """A logged-in test client of a new user with `role` (named after it)."""
+    from octopus_portal.auth import hasher
+    db.execute("INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s)",
+               (role, hasher.hash("their password"), role))
+    client = app.test_client()
+    assert login(client, role, "their password").status_code == 302
+    return client
+
+
 def _columns(rows, width):
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
 

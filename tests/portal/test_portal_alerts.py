@@ -6,21 +6,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from octopus_portal.alerts import alert_state
-from octopus_portal.auth import hasher
-
-from .helpers import csrf_token, login
+from .helpers import add_user, csrf_token, login
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 ROW = re.compile(r'<tr data-testid="alert" data-alert-id="(\d+)" data-state="(\w+)"')
-
-
-def add_user(app, db, role):
-    """A logged-in test client of a new user with `role` (named after it)."""
-    db.execute("INSERT INTO users (username, password_hash, role) VALUES (%s, %s, %s)",
-               (role, hasher.hash("their password"), role))
-    client = app.test_client()
-    assert login(client, role, "their password").status_code == 302
-    return client
 
 
 def add_rule(db, **columns):

@@ -4,8 +4,9 @@ import logging
 import click
 from flask import Flask
 
-from . import (alert_channels, alert_rules, alerts, api, auth, charts, config, db, devices,
-               keys, live, modbus, rejects)
+from . import (account, alert_channels, alert_rules, alerts, api, audit, auth, charts,
+               commands, config, db, device_accounts, devices, keys, live, modbus, rejects,
+               users)
 from .extensions import csrf, socketio
 
 __all__ = ["create_app", "shutdown", "socketio"]
@@ -45,6 +46,11 @@ def create_app(test_config=None):
     app.register_blueprint(alerts.bp)
     app.register_blueprint(alert_rules.bp)
     app.register_blueprint(alert_channels.bp)
+    app.register_blueprint(device_accounts.bp)
+    app.register_blueprint(commands.bp)
+    app.register_blueprint(users.bp)
+    app.register_blueprint(account.bp)
+    app.register_blueprint(audit.bp)
     api.init_app(app)  # /api/v1 (keys or session, CSRF for session writes) and /api/docs
     app.after_request(add_security_headers)
     if serving:

@@ -13,6 +13,9 @@ DEFAULTS = {
     "MQTT_PORT": 1883,
     "MQTT_PORTAL_USER": "octopus-portal",
     "MQTT_PORTAL_PASSWORD": "",
+    # Devices without an account may ask for one through the shared enrolment login and
+    # wait in quarantine for an admin (enrolment.py); off unless MQTT_ENROLMENT=true.
+    "MQTT_ENROLMENT": False,
     "PORTAL_ADMIN_USER": "admin",
     "PORTAL_ADMIN_PASSWORD": "",
     # Session cookie: never readable by scripts, not sent on cross-site sub-requests.
@@ -34,13 +37,20 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT_PER_ADDRESS": "20 per minute",
     # Modbus device profiles (register maps), shared with Node-RED and the simulator.
     "MODBUS_PROFILES_DIR": str(Path(__file__).resolve().parents[2] / "modbus" / "profiles"),
+    # The platform CA's certificate and key, with which devices' client certificates for
+    # mutual TLS are issued (certificates.issue_client_certificate). Set by the launcher
+    # (var/tls/) and by compose (the certificates volume); empty: client certificates are
+    # not available (the operator's own CA verifies them, MQTT_TLS_CAFILE).
+    "MQTT_TLS_CA_CERTFILE": "",
+    "MQTT_TLS_CA_KEYFILE": "",
 }
 
 # Read from the environment under the same name (see .env.example).
 ENV_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
             "MQTT_HOST", "MQTT_PORT", "MQTT_PORTAL_USER", "MQTT_PORTAL_PASSWORD",
             "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD", "MODBUS_PROFILES_DIR",
-            "LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_PER_ADDRESS")
+            "LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_PER_ADDRESS",
+            "MQTT_TLS_CA_CERTFILE", "MQTT_TLS_CA_KEYFILE")
 INTEGER_KEYS = ("PGPORT", "MQTT_PORT")
 
 
@@ -64,6 +74,7 @@ def from_environ(environ=os.environ):
     config["SECRET_KEY"] = environ.get("PORTAL_SECRET_KEY", "")
     config["SESSION_COOKIE_SECURE"] = _flag("PORTAL_COOKIE_SECURE",
                                             environ.get("PORTAL_COOKIE_SECURE", "false"))
+    config["MQTT_ENROLMENT"] = _flag("MQTT_ENROLMENT", environ.get("MQTT_ENROLMENT", "false"))
     return config
 
 

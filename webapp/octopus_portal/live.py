@@ -18,11 +18,13 @@ from flask import current_app
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
+from . import enrolment
 from .extensions import socketio
 
 TOPIC = "octopus/live"
 EVENT = "live"  # the Socket.IO event a browser receives
 ROOM = "live"   # every logged-in browser joins it; only they receive EVENT
+USER_ROOM = "user:{}"  # and its user's own: users.end_live_streams() ends them by user
 EXTENSION = "octopus_live"  # key in app.extensions
 
 # Alert states (doc/alerts.md): octopus/alerts/<rule_id>/<site>/<room>/<device>/<attribute>,
@@ -85,11 +87,16 @@ def alert_topic(alert):
 
 class LiveBridge:
     """Owns one paho-mqtt client subscribed to TOPIC and ALERTS_TOPIC; `emit(event, data)`
-    forwards a message."""
+    forwards a message. With `on_enrolment(client, message)` it also takes the devices'
+    enrolment requests (enrolment.py)."""
 
-    def __init__(self, host, port, username, password, emit):
+    def __init__(self, host, port, username, password, emit, on_enrolment=None):
         self.host, self.port = host, port
         self.emit = emit
+        self.on_enrolment = on_enrolment
+        self.topics = [(TOPIC, 0), (ALERTS_TOPIC, 1)]
+        if on_enrolment:
+            self.topics.append((enrolment.REQUEST_TOPIC, 1))
         self.subscribed = threading.Event()  # set while the subscription is in place
         self.started = False
         client_id = f"octopus-portal-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -127,17 +134,17 @@ class LiveBridge:
             return
         # Subscribing here, not once in start(), renews the subscription after a reconnect
         # (and brings every retained alert state again: pages apply them idempotently).
-        client.subscribe([(TOPIC, 0), (ALERTS_TOPIC, 1)])
+        client.subscribe(self.topics)
 
     def on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        refused = [topic for topic, code in zip((TOPIC, ALERTS_TOPIC), reason_codes)
+        refused = [topic for (topic, _), code in zip(self.topics, reason_codes)
                    if code.is_failure]
         if refused:
             log.error("the broker refused the subscription to %s (%s); the portal's "
                       "MQTT account needs read access to it (mosquitto/acl)",
                       " and ".join(refused), reason_codes)
             return
-        log.info("subscribed to %s and %s", TOPIC, ALERTS_TOPIC)
+        log.info("subscribed to %s", ", ".join(topic for topic, _ in self.topics))
         self.subscribed.set()
 
     def on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -149,6 +156,10 @@ class LiveBridge:
         """Forward one octopus/live or alert message to the browsers, or drop it if malformed."""
         if message.topic.startswith(ALERTS_PREFIX):
             self.on_alert(message)
+            return
+        if message.topic.startswith(enrolment.PREFIX):
+            if self.on_enrolment:
+                self.on_enrolment(client, message)
             return
         data = parse(message.payload)
         if data is None:
@@ -183,6 +194,7 @@ def on_socket_connect(auth=None):
     if not current_user.is_authenticated:
         raise ConnectionRefusedError("login required")
     join_room(ROOM)
+    join_room(USER_ROOM.format(current_user.id))
 
 
 def init_app(app, start):
@@ -191,9 +203,13 @@ def init_app(app, start):
     It runs in the process that serves the browsers: under gunicorn, in the worker (no
     --preload, whose fork would leave paho's thread behind in the master).
     """
+    on_enrolment = None
+    if app.config["MQTT_ENROLMENT"]:
+        def on_enrolment(client, message):
+            enrolment.handle(app, client, message)
     bridge = LiveBridge(app.config["MQTT_HOST"], app.config["MQTT_PORT"],
                         app.config["MQTT_PORTAL_USER"], app.config["MQTT_PORTAL_PASSWORD"],
-                        emit_to_browsers)
+                        emit_to_browsers, on_enrolment)
     app.extensions[EXTENSION] = bridge
     if start:
         bridge.start()

@@ -64,6 +64,8 @@
     el = document.getElementById(level.template).content.querySelector("[data-key]").cloneNode(true);
     el.dataset.key = key;
     el.querySelector(".name").textContent = parts[parts.length - 1];
+    const commands = el.querySelector(":scope > header > a.device-commands");
+    if (commands) commands.href = "/devices/" + parts.map(encodeURIComponent).join("/") + "/commands";
     insertSorted(level.children(parent), el);
     nodes.set(key, el);
     if (emptyNote) emptyNote.hidden = true;
