@@ -77,11 +77,15 @@ class Stack:
         env.update(extra)
         return env
 
+    def nodered_host(self):
+        """Where the editor answers: NODERED_BIND, or OCTOPUS_BIND like the rest."""
+        return reachable_host(self.config.get("NODERED_BIND") or self.config["OCTOPUS_BIND"])
+
     def urls(self):
         host = self.host
         return {
             "portal": f"http://{host}:{self.config['PORTAL_PORT']}/",
-            "node-red editor": f"http://{host}:{self.config['NODERED_PORT']}/",
+            "node-red editor": f"http://{self.nodered_host()}:{self.config['NODERED_PORT']}/",
             "mqtt": f"mqtt://{host}:{self.config['MQTT_PORT']}",
             "mqtt over websocket": f"ws://{host}:{self.config['MQTT_WS_PORT']}",
             "mqtt over tls": f"mqtts://{host}:{self.config['MQTT_TLS_PORT']}",
@@ -159,7 +163,7 @@ class Stack:
             [node, str(ROOT / "nodered/node_modules/node-red/red.js"),
              "--settings", str(settings_file), "--userDir", str(user_dir)],
             env=self.nodered_env(**env), cwd=ROOT / "nodered")
-        url = f"http://{self.host}:{port}/settings"
+        url = f"http://{self.nodered_host()}:{port}/settings"
         self.supervisor.wait_ready(name, lambda: http_status(url) in (200, 401), 90)
 
     def nodered_env(self, **extra):

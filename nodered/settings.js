@@ -72,8 +72,9 @@ const flowFile = env.NODERED_FLOWS_FILE || path.join(REPO, 'flows', 'octopus.jso
 module.exports = {
     // --- where it listens ---
     uiPort: Number(env.NODERED_PORT || 1880),
-    // loopback unless the operator opens it up (OCTOPUS_BIND=0.0.0.0)
-    uiHost: env.OCTOPUS_BIND || '127.0.0.1',
+    // loopback unless the operator opens it up (OCTOPUS_BIND=0.0.0.0); NODERED_BIND keeps
+    // the editor where it is safest when the rest is opened (e.g. 127.0.0.1 behind an SSH tunnel)
+    uiHost: env.NODERED_BIND || env.OCTOPUS_BIND || '127.0.0.1',
 
     // --- the flow ---
     // The platform's flow lives in the repository (flows/octopus.json), so a deploy from the

@@ -105,3 +105,10 @@ test('settings.js: environment, defaults, one bcrypt-hashed account for editor a
     assert.equal(h.settings.hash, hash);
     assert.equal(h.settings.flowFile, '/tmp/x.json');
 });
+
+test('settings.js: the editor listens on NODERED_BIND, else OCTOPUS_BIND', () => {
+    const base = { NODERED_CREDENTIAL_SECRET: 'k', NODERED_ADMIN_PASSWORD: 'pw' };
+    assert.equal(loadSettings({ ...base, OCTOPUS_BIND: '0.0.0.0' }).settings.uiHost, '0.0.0.0');
+    const kept = loadSettings({ ...base, OCTOPUS_BIND: '0.0.0.0', NODERED_BIND: '127.0.0.1' });
+    assert.equal(kept.settings.uiHost, '127.0.0.1');
+});
