@@ -17,6 +17,7 @@ import pytest
 
 from octopus_portal.certificates import ensure_certificates, issue_client_certificate
 from tests.conftest import Broker
+from tests.integration.conftest import wait_for
 from tests.helpers import make_state_dir
 
 # name: (port setting, paho transport, TLS)
@@ -181,6 +182,8 @@ def test_control_the_legacy_client_completes_a_handshake_where_it_is_allowed(
     port, negotiated = permissive_server
     context = client_context(platform.stack.tls_dir / "ca.crt", LEGACY[version])
     assert tls_version_of(port, context) == version
+    # the server's thread records the handshake after the client has returned
+    wait_for(lambda: negotiated, 5, what="the server to record the handshake")
     assert negotiated == [version]
 
 

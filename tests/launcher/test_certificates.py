@@ -14,10 +14,17 @@ from cryptography.x509.verification import (DNSName, IPAddress, PolicyBuilder, S
 
 from octopus_portal import certificates
 
-NOW = datetime.datetime.now(datetime.timezone.utc)
 
 
-def server_verifier(files, name, when=NOW):
+def now():
+    # at the moment of the check: a module-level constant is minutes old in a long run,
+    # older than a certificate a test has just made
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def server_verifier(files, name, when=None):
+    """A verifier for `name`, at `when` (default: now)."""
+    when = when or now()
     ca = x509.load_pem_x509_certificate(files.cafile.read_bytes())
     try:
         subject = IPAddress(ipaddress.ip_address(name))
@@ -178,7 +185,7 @@ def test_a_client_certificate_is_accepted_by_a_server_that_trusts_the_ca(tmp_pat
     key = certificates.serialization.load_pem_private_key(pair[1].encode(), password=None)
     assert cert.public_key() == key.public_key()
     assert cert.subject.rfc4514_string() == "CN=planta-linea1-interruptor1"
-    assert cert.not_valid_after_utc - NOW < datetime.timedelta(days=31)
+    assert cert.not_valid_after_utc - now() < datetime.timedelta(days=31)
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
 
@@ -198,7 +205,7 @@ def test_a_client_certificate_is_no_server_certificate(tmp_path):
     cert_pem, _ = certificates.issue_client_certificate(files.cafile, files.ca_keyfile, "x")
     ca = x509.load_pem_x509_certificate(files.cafile.read_bytes())
     with pytest.raises(VerificationError):
-        PolicyBuilder().store(Store([ca])).time(NOW).build_server_verifier(
+        PolicyBuilder().store(Store([ca])).time(now()).build_server_verifier(
             DNSName("localhost")).verify(x509.load_pem_x509_certificate(cert_pem.encode()), [])
 
 
