@@ -14,8 +14,9 @@ from octopus_portal.auth import PUBLIC_ENDPOINTS, hasher
 from .helpers import ADMIN_PASSWORD, add_user, csrf_token, login
 from .test_api_keys import NEW_KEY, create as create_key
 
-# The documented public endpoints (doc/security.md): the login form and static files.
-PUBLIC = {"auth.login", "static"}
+# The documented public endpoints (doc/security.md): the login form, static files and the
+# health check, which says only "ok" or "down" per component (test_portal_health.py).
+PUBLIC = {"auth.login", "static", "health.healthz"}
 # What a viewer may send besides GET: logging in and out, their own password.
 VIEWER_MAY_SEND = {"auth.login", "auth.logout", "account.change_password"}
 # What an operator may send on top (doc/security.md: acknowledge alerts, command devices,
@@ -33,6 +34,7 @@ EVERYONE_READS = {
     "alert_rules.index", "commands.page", "api_docs.docs", "api_docs.asset",
     "api_docs.static", "api.openapi_json", "api.devices", "api.attributes", "api.latest",
     "api.series", "api.aggregates", "api.export_csv",
+    "health.healthz", "system.index", "system.figures_fragment", "metrics.metrics",
 }
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}
 

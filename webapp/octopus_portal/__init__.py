@@ -5,8 +5,8 @@ import click
 from flask import Flask
 
 from . import (account, alert_channels, alert_rules, alerts, api, audit, auth, charts,
-               commands, config, db, device_accounts, devices, keys, live, modbus, rejects,
-               users)
+               commands, config, db, device_accounts, devices, health, keys, live, metrics,
+               modbus, rejects, system, users)
 from .extensions import csrf, socketio
 
 __all__ = ["create_app", "shutdown", "socketio"]
@@ -51,6 +51,9 @@ def create_app(test_config=None):
     app.register_blueprint(users.bp)
     app.register_blueprint(account.bp)
     app.register_blueprint(audit.bp)
+    app.register_blueprint(system.bp)
+    app.register_blueprint(health.bp)  # /healthz: public, says only ok or down (health.py)
+    metrics.init_app(app)  # /metrics: a login, an API key or METRICS_TOKEN; 401 otherwise
     api.init_app(app)  # /api/v1 (keys or session, CSRF for session writes) and /api/docs
     app.after_request(add_security_headers)
     if serving:

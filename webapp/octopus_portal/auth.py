@@ -17,7 +17,8 @@ from .extensions import login_manager
 
 bp = Blueprint("auth", __name__)
 # The only endpoints an anonymous visitor may reach; everything else redirects to /login.
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+# /healthz is for load balancers and healthchecks, and says only "ok" or "down" (health.py).
+PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz"}
 hasher = PasswordHasher()
 # Verified against when the username does not exist, so that a wrong username takes as long
 # as a wrong password and the response time does not tell which usernames exist.

@@ -43,6 +43,11 @@ DEFAULTS = {
     # not available (the operator's own CA verifies them, MQTT_TLS_CAFILE).
     "MQTT_TLS_CA_CERTFILE": "",
     "MQTT_TLS_CA_KEYFILE": "",
+    # Node-RED's HTTP address, which /healthz asks (health.py); the launcher and compose set it.
+    "NODERED_URL": "http://127.0.0.1:1880",
+    # The bearer token a Prometheus scraper may send to /metrics instead of an API key;
+    # empty: none (API keys and logins only).
+    "METRICS_TOKEN": "",
 }
 
 # Read from the environment under the same name (see .env.example).
@@ -50,7 +55,7 @@ ENV_KEYS = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD",
             "MQTT_HOST", "MQTT_PORT", "MQTT_PORTAL_USER", "MQTT_PORTAL_PASSWORD",
             "PORTAL_ADMIN_USER", "PORTAL_ADMIN_PASSWORD", "MODBUS_PROFILES_DIR",
             "LOGIN_RATE_LIMIT", "LOGIN_RATE_LIMIT_PER_ADDRESS",
-            "MQTT_TLS_CA_CERTFILE", "MQTT_TLS_CA_KEYFILE")
+            "MQTT_TLS_CA_CERTFILE", "MQTT_TLS_CA_KEYFILE", "NODERED_URL", "METRICS_TOKEN")
 INTEGER_KEYS = ("PGPORT", "MQTT_PORT")
 
 
@@ -78,6 +83,22 @@ def from_environ(environ=os.environ):
     return config
 
 
+METRICS_TOKEN_MIN_CHARS = 16
+
+
+def check_metrics_settings(config):
+    """NODERED_URL is an http(s) address; METRICS_TOKEN, if set, is long enough to be a secret."""
+    config["NODERED_URL"] = (config.get("NODERED_URL") or DEFAULTS["NODERED_URL"]).rstrip("/")
+    if not str(config["NODERED_URL"]).startswith(("http://", "https://")):
+        raise ConfigError(f"NODERED_URL={config['NODERED_URL']!r}: expected Node-RED's address, "
+                          "e.g. http://127.0.0.1:1880")
+    token = config["METRICS_TOKEN"]
+    if token and len(token) < METRICS_TOKEN_MIN_CHARS:
+        raise ConfigError(f"METRICS_TOKEN is {len(token)} characters long: a scrape token must "
+                          f"be at least {METRICS_TOKEN_MIN_CHARS} random characters (`./octopus "
+                          "up` writes one into .env), or empty for none")
+
+
 def validate(config):
     """Check and normalise a settings mapping in place; raise ConfigError on a bad value."""
     if not config.get("SECRET_KEY") and not config.get("TESTING"):
@@ -92,4 +113,5 @@ def validate(config):
             raise ConfigError(f"{key}={config[key]!r}: expected a port number") from None
         if not 0 < config[key] < 65536:
             raise ConfigError(f"{key}={config[key]}: expected a port number (1-65535)")
+    check_metrics_settings(config)
     return config

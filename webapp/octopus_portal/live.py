@@ -1,5 +1,6 @@
 """The live view's feed: an MQTT client on `octopus/live` and `octopus/alerts/#` whose
-messages go to Socket.IO clients; it also publishes what the portal sends to MQTT.
+messages go to Socket.IO clients; it also publishes what the portal sends to MQTT, and
+hears the platform's statistics and the broker's $SYS figures (platform_stats.py).
 
 Each portal process subscribes on its own (not a shared subscription), so every process
 gets every message and forwards it to the browsers connected to it: more portal processes
@@ -18,7 +19,7 @@ from flask import current_app
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
-from . import enrolment
+from . import enrolment, platform_stats
 from .extensions import socketio
 
 TOPIC = "octopus/live"
@@ -88,15 +89,20 @@ def alert_topic(alert):
 class LiveBridge:
     """Owns one paho-mqtt client subscribed to TOPIC and ALERTS_TOPIC; `emit(event, data)`
     forwards a message. With `on_enrolment(client, message)` it also takes the devices'
-    enrolment requests (enrolment.py)."""
+    enrolment requests (enrolment.py), with `on_platform(topic, payload)` the statistics of
+    platform_stats.py."""
 
-    def __init__(self, host, port, username, password, emit, on_enrolment=None):
+    def __init__(self, host, port, username, password, emit, on_enrolment=None,
+                 on_platform=None):
         self.host, self.port = host, port
         self.emit = emit
         self.on_enrolment = on_enrolment
         self.topics = [(TOPIC, 0), (ALERTS_TOPIC, 1)]
         if on_enrolment:
             self.topics.append((enrolment.REQUEST_TOPIC, 1))
+        self.on_platform = on_platform
+        if on_platform:
+            self.topics += [(platform_stats.STATS_TOPIC, 0), (platform_stats.SYS_TOPIC, 0)]
         self.subscribed = threading.Event()  # set while the subscription is in place
         self.started = False
         client_id = f"octopus-portal-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -143,7 +149,9 @@ class LiveBridge:
             log.error("the broker refused the subscription to %s (%s); the portal's "
                       "MQTT account needs read access to it (mosquitto/acl)",
                       " and ".join(refused), reason_codes)
-            return
+            # without the statistics only the System page and /metrics are short of figures
+            if not set(refused) <= {platform_stats.STATS_TOPIC, platform_stats.SYS_TOPIC}:
+                return
         log.info("subscribed to %s", ", ".join(topic for topic, _ in self.topics))
         self.subscribed.set()
 
@@ -160,6 +168,10 @@ class LiveBridge:
         if message.topic.startswith(enrolment.PREFIX):
             if self.on_enrolment:
                 self.on_enrolment(client, message)
+            return
+        if message.topic.startswith((platform_stats.STATS_PREFIX, platform_stats.SYS_PREFIX)):
+            if self.on_platform:
+                self.on_platform(message.topic, message.payload)
             return
         data = parse(message.payload)
         if data is None:
@@ -209,7 +221,7 @@ def init_app(app, start):
             enrolment.handle(app, client, message)
     bridge = LiveBridge(app.config["MQTT_HOST"], app.config["MQTT_PORT"],
                         app.config["MQTT_PORTAL_USER"], app.config["MQTT_PORTAL_PASSWORD"],
-                        emit_to_browsers, on_enrolment)
+                        emit_to_browsers, on_enrolment, platform_stats.of(app).handle)
     app.extensions[EXTENSION] = bridge
     if start:
         bridge.start()

@@ -4,8 +4,10 @@ A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>`. Without on
 portal session counts, and a session's writes need the CSRF token as any portal form does
 (a key is not sent by browsers on their own, so key calls need none). Scopes follow the
 method: GET needs `read`, anything else `write`. A key restricted to a site sees only that
-site; asking for another one is a 403.
+site; asking for another one is a 403. A key also opens /metrics, as does METRICS_TOKEN
+(metrics.py).
 """
+import hmac
 from dataclasses import dataclass
 from datetime import timezone
 
@@ -19,6 +21,7 @@ from ..keys import find_key
 from .errors import ApiError
 
 PREFIX = "/api/v1/"
+METRICS_PATH = "/metrics"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Portal roles that may also write through the API (send readings) with their session.
 WRITE_ROLES = frozenset({"admin", "operator"})
@@ -40,6 +43,17 @@ class KeyUser(UserMixin):
     def __init__(self, api_key):
         self.id = f"key:{api_key.id}"
         self.api_key = api_key
+
+
+class ScrapeUser(UserMixin):
+    """A Prometheus scraper that sent METRICS_TOKEN: it opens /metrics and nothing else."""
+    id = "metrics-token"
+
+
+def is_metrics_token(token):
+    """True if `token` is the configured METRICS_TOKEN (never when none is configured)."""
+    expected = current_app.config.get("METRICS_TOKEN") or ""
+    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
 
 
 def key_in_headers():
@@ -76,12 +90,15 @@ def live_key(key):
 
 @login_manager.request_loader
 def load_key_user(req):
-    """Flask-Login's hook for requests without a session: a live key on an API path."""
-    if not req.path.startswith(PREFIX):
-        return None  # a key opens the API, never a portal page or the live stream
+    """Flask-Login's hook for requests without a session: a live key on an API path or
+    /metrics, or METRICS_TOKEN on /metrics."""
+    if not req.path.startswith(PREFIX) and req.path != METRICS_PATH:
+        return None  # a key opens the API and /metrics, never a portal page or the live stream
     key = key_in_headers()
     if key is None:
         return None
+    if req.path == METRICS_PATH and is_metrics_token(key):
+        return ScrapeUser()
     api_key = live_key(key)
     return KeyUser(api_key) if api_key is not None else None
 

@@ -15,6 +15,7 @@
 const { classifyMessage } = require('./classify');
 const { createArrivalClock } = require('./arrival-clock');
 const { isDataError } = require('./store');
+const { Histogram, secondsSince } = require('./histogram');
 
 const noop = () => {};
 
@@ -63,6 +64,7 @@ class IngestCore {
         this.counters = {
             received: 0, stored: 0, rejected: 0, batches: 0, errors: 0, ignored: 0, dropped: 0,
         };
+        this.writeSeconds = new Histogram(); // whole batches committed, not one-by-one rewrites
         this.since = new Date(opts.nowMs ? opts.nowMs() : Date.now()).toISOString();
     }
 
@@ -111,9 +113,12 @@ class IngestCore {
         };
     }
 
-    /** Counters since start, as published on octopus/stats/ingest/<worker>. */
+    /** Counters since start, as published on octopus/stats/ingest/<worker>; `at`: now. */
     stats() {
-        return { ...this.counters, buffered: this.buffered, since: this.since };
+        return {
+            ...this.counters, buffered: this.buffered, since: this.since,
+            at: new Date(this.nowMs()).toISOString(), writeSeconds: this.writeSeconds.toJSON(),
+        };
     }
 
     /**
@@ -207,7 +212,9 @@ class IngestCore {
     /** Write one batch; a batch the database refuses for its data is written item by item. */
     async writeBatch(batch) {
         try {
+            const started = process.hrtime.bigint();
             const inserted = await this.write(batch.map((e) => e.item), batch.map((e) => e.meta));
+            this.writeSeconds.observe(secondsSince(started));
             this.commit(batch.splice(0), inserted);
         } catch (error) {
             if (!isDataError(error)) throw error;
