@@ -40,6 +40,10 @@ TABLES = {
     "device_accounts":       (set(),                          set()),
     "device_enrolments":     (set(),                          set()),
     "schema_migrations":     (set(),                          set()),
+    # views of 011 for the dashboards: rejects without their payload, Modbus polling
+    # without the devices' addresses
+    "reject_log":            (set(),                          {"SELECT"}),
+    "modbus_poll_status":    (set(),                          {"SELECT"}),
 }
 # Column grants on top of the table's: (table, group) -> {privilege: columns}
 COLUMNS = {("alerts", FLOWS): {"UPDATE": {"cleared_at", "cleared_value"}}}
@@ -50,6 +54,8 @@ FUNCTIONS = {
     "run_maintenance":            ({FLOWS}, True),
     "ingest_claim_clock_slot":    ({FLOWS}, False),
     "minute_of":                  ({READER}, False),
+    "minute_series":              ({READER}, False),
+    "group_minute_series":        ({READER}, False),
     "refresh_rollups":            (set(), False),
     "ensure_partition":           (set(), False),
     "drop_partitions_before":     (set(), False),
