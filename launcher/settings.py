@@ -11,6 +11,7 @@ SECRET_KEYS = (
     "PG_SUPERUSER_PASSWORD",
     "NODERED_PGPASSWORD",
     "GRAFANA_PGPASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
     "MQTT_NODERED_PASSWORD",
     "MQTT_PORTAL_PASSWORD",
     "MQTT_SIMULATOR_PASSWORD",
@@ -19,8 +20,17 @@ SECRET_KEYS = (
     "NODERED_CREDENTIAL_SECRET",
     "PORTAL_ADMIN_PASSWORD",
     "PORTAL_SECRET_KEY",
+    "METRICS_TOKEN",
 )
 PG_VARIABLES = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD")
+
+
+def _assignment(key, value):
+    """`KEY=value`; a value with a `$` single-quoted, as the operator had to write it: Compose
+    reads .env too and would expand `$share` of '$share/octopus-ingest/#' to nothing."""
+    if "$" in value and "'" not in value:
+        return f"{key}='{value}'"
+    return f"{key}={value}"
 
 
 def _render(example_text, values):
@@ -29,7 +39,7 @@ def _render(example_text, values):
     for line in example_text.splitlines():
         key = line.split("=", 1)[0].strip()
         if "=" in line and not line.lstrip().startswith("#") and key in values:
-            line = f"{key}={values[key]}"
+            line = _assignment(key, values[key])
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -62,7 +72,8 @@ def ensure_env_file(example_path, env_path, environ=os.environ):
         values.update({k: environ[k] for k in PG_VARIABLES if environ.get(k)})
 
     text = _render(example_path.read_text(), values)
-    text += "".join(f"{k}={v}\n" for k, v in values.items() if k not in fresh)  # added by hand
+    text += "".join(_assignment(k, v) + "\n" for k, v in values.items()
+                    if k not in fresh)  # added by hand
     env_path.touch(mode=0o600)
     env_path.write_text(text)
     os.chmod(env_path, 0o600)

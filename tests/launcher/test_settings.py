@@ -38,6 +38,17 @@ def test_keys_missing_from_an_older_file_are_added_and_hand_edits_kept(tmp_path)
     assert values["MY_OWN"] == "1" and values["PORTAL_SECRET_KEY"]
 
 
+def test_a_shared_subscription_stays_single_quoted_when_the_file_is_completed(tmp_path):
+    """Compose expands `$share` in an unquoted .env value: the quotes must survive."""
+    env = tmp_path / ".env"
+    env.write_text("INGEST_SUBSCRIPTION='$share/octopus-ingest/#'\nMY_OWN='$x'\n")
+    settings.ensure_env_file(EXAMPLE, env, environ={})
+    text = env.read_text()
+    assert "INGEST_SUBSCRIPTION='$share/octopus-ingest/#'\n" in text
+    assert "MY_OWN='$x'\n" in text
+    assert dotenv_values(env)["INGEST_SUBSCRIPTION"] == "$share/octopus-ingest/#"
+
+
 def test_pg_variables_in_the_environment_name_an_external_server(tmp_path):
     env = tmp_path / ".env"
     settings.ensure_env_file(EXAMPLE, env, environ={"PGHOST": "db.example", "PGPASSWORD": "x"})
