@@ -26,7 +26,7 @@ def _nan(rng, device_topic, attribute, value, unit, t):
 def _number_with_letters(rng, device_topic, attribute, value, unit, t):
     number = format_number(value, 1)
     payload = rng.choice([f"{int(value)}abc", number.replace(".", ",") if "." in number
-                          else f"{number},5", "1.2.3", f"{number}{unit}", "12abc"])
+                          else f"{number},5", "1.2.3", f"{number}{unit or 'x'}", "12abc"])
     return f"{device_topic}/{attribute}", payload.encode()
 
 

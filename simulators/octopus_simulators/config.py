@@ -4,9 +4,13 @@ import math
 import os
 from dataclasses import dataclass
 
+from .windpark import TOPIC_LEVEL
+
 
 @dataclass(frozen=True)
 class Settings:
+    kind: str
+    generator_id: str
     devices: int
     interval_s: float
     bad_data_probability: float
@@ -61,8 +65,31 @@ def _text(text):
 
 _text.expected = "a non-empty value"
 
+KINDS = ("sensors", "windpark")
+
+
+def _kind(text):
+    if text not in KINDS:
+        raise ValueError
+    return text
+
+
+_kind.expected = "one of " + ", ".join(KINDS)
+
+
+def _topic_level_or_empty(text):
+    # A device name is one topic level; empty means "derive it from the host name".
+    if text and not TOPIC_LEVEL.match(text):
+        raise ValueError
+    return text
+
+
+_topic_level_or_empty.expected = "one topic level (no /, +, #, not starting with $), or empty"
+
 # name: (flag, environment variable or None, default, converter)
 OPTIONS = {
+    "kind": ("--kind", "SIM_KIND", "sensors", _kind),
+    "generator_id": ("--generator-id", "SIM_GENERATOR_ID", "", _topic_level_or_empty),
     "devices": ("--devices", "SIM_DEVICES", "4", _whole(0)),
     "interval_s": ("--interval", "SIM_INTERVAL_S", "2", _positive_seconds),
     "bad_data_probability": ("--bad-data-probability", "SIM_BAD_DATA_PROBABILITY", "0.02",
@@ -75,6 +102,10 @@ OPTIONS = {
 }
 
 HELP = {
+    "kind": "what to simulate: sensors (SIM_DEVICES of them, default) or windpark (one "
+            "wind-park generator on parque/eolico/<generator id>/...) (env SIM_KIND)",
+    "generator_id": "the wind-park generator's device name (env SIM_GENERATOR_ID; default "
+                    "aerogenerador-<host name>, unique per compose replica)",
     "devices": "number of simulated devices (env SIM_DEVICES, default 4)",
     "interval_s": "seconds between two readings of a device (env SIM_INTERVAL_S, default 2)",
     "bad_data_probability": "chance that a reading is replaced by a malformed message "
@@ -89,9 +120,9 @@ HELP = {
                         "(default octopus-sim); change it to run a second fleet",
 }
 
-METAVARS = {"devices": "N", "interval_s": "SECONDS", "bad_data_probability": "P",
-            "count": "ROUNDS", "mqtt_host": "HOST", "mqtt_port": "PORT", "mqtt_user": "USER",
-            "client_id_prefix": "PREFIX"}
+METAVARS = {"kind": "KIND", "generator_id": "NAME", "devices": "N", "interval_s": "SECONDS",
+            "bad_data_probability": "P", "count": "ROUNDS", "mqtt_host": "HOST",
+            "mqtt_port": "PORT", "mqtt_user": "USER", "client_id_prefix": "PREFIX"}
 
 
 def build_parser():
@@ -99,7 +130,9 @@ def build_parser():
         prog="python -m octopus_simulators.sensors",
         description="Simulated MQTT sensors: each device has its own connection, publishes "
                     "temperatura, humedad, corriente and voltaje (QoS 1) on "
-                    "<site>/<room>/<device>/<attribute> and its availability on .../status.")
+                    "<site>/<room>/<device>/<attribute> and its availability on .../status; "
+                    "or, with --kind windpark, one wind-park generator (viento, potencia, "
+                    "rpm, temperatura_gondola, estado).")
     for name, (flag, _env, _default, _convert) in OPTIONS.items():
         parser.add_argument(flag, dest=name, default=None, metavar=METAVARS[name],
                             help=HELP[name])
@@ -130,7 +163,7 @@ def parse(argv=None, environ=None):
         except ValueError:
             parser.error(f"{source}={raw!r} is not valid: expected {convert.expected}")
     password = environ.get("MQTT_SIMULATOR_PASSWORD", "")
-    if not password and values["devices"] > 0:
+    if not password and (values["devices"] > 0 or values["kind"] != "sensors"):
         parser.error("MQTT_SIMULATOR_PASSWORD is not set: the broker accepts no anonymous "
                      "clients (./octopus up writes it to .env; export it or source .env)")
     return Settings(mqtt_password=password, seed=args.seed, health_file=args.health_file,

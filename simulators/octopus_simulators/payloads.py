@@ -37,11 +37,17 @@ def choose_form(rng):
 
 
 def reading(topic, value, unit, decimals, form, t):
-    """A measurement message for `topic` in the given form; `t` is the reading's epoch time."""
-    number = format_number(value, decimals)
+    """A measurement message for `topic` in the given form; `t` is the reading's epoch time.
+
+    `value` is a number, or a state string (`produciendo`) sent as it is, without a unit.
+    """
+    if isinstance(value, str):
+        text, body = value, {"value": value}
+    else:
+        text = format_number(value, decimals)
+        body = {"value": json.loads(text), "unit": unit}
     if form == "bare":
-        return Message(topic, number.encode(), form)
-    body = {"value": json.loads(number), "unit": unit}
+        return Message(topic, text.encode(), form)
     if form == "json_ts_iso":
         body["ts"] = iso_time(t)
     elif form == "json_ts_ms":

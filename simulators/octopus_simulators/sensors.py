@@ -2,12 +2,16 @@
 
     PYTHONPATH=simulators python -m octopus_simulators.sensors --devices 4 --interval 2
 
+With `--kind windpark` (SIM_KIND) it is one wind-park generator instead
+(windpark.py): parque/eolico/<generator id>/..., the same connection, bad data and payloads.
+
 Each device sets `offline` as its retained last will on `<site>/<room>/<device>/status`,
 publishes `online` (retained) whenever it connects and `offline` when stopped cleanly
 (SIGINT, SIGTERM, or the end of `--count` rounds). Settings: see `--help`.
 """
 import logging
 import random
+import socket
 import sys
 import threading
 import time
@@ -16,7 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from . import bad_data, config, layout, payloads
+from . import bad_data, config, layout, payloads, windpark
 from .shutdown import stop_on_signals
 from .values import Drift
 
@@ -31,15 +35,27 @@ STOP_TIMEOUT_S = 5.0
 AUTH_REFUSALS = {134, 135}  # Bad user name or password, Not authorized (MQTT 5 numbering)
 
 
-class Device:
-    """One simulated device: its MQTT connection, availability and the drift of its attributes."""
+class RoomReadings:
+    """What a sensor reads: each of layout.ATTRIBUTES drifting around its room's set point."""
 
-    def __init__(self, spec, settings, rng):
+    def __init__(self, room, rng):
+        self.drifts = {a.name: Drift(*room.set_points[a.name], a.daily_swing, rng)
+                       for a in layout.ATTRIBUTES}
+
+    def next(self, t):
+        """This round's (Attribute, value) pairs."""
+        return [(a, self.drifts[a.name].next(t)) for a in layout.ATTRIBUTES]
+
+
+class Device:
+    """One simulated device: its MQTT connection, availability and what it reads (`readings`:
+    RoomReadings for a sensor, windpark.Generator for a wind generator)."""
+
+    def __init__(self, spec, settings, rng, readings=None):
         self.spec = spec
         self.settings = settings
         self.rng = rng
-        self.drifts = {a.name: Drift(*spec.kind.set_points[a.name], a.daily_swing, rng)
-                       for a in layout.ATTRIBUTES}
+        self.readings = readings or RoomReadings(spec.kind, rng)
         self.connected = threading.Event()
         self.refusal = None     # set when the broker refused the account
         self.stopping = False
@@ -105,11 +121,12 @@ class Device:
     def next_messages(self, t):
         """This round's messages: one per attribute, each possibly replaced by bad data."""
         messages = []
-        for attribute in layout.ATTRIBUTES:
-            value = self.drifts[attribute.name].next(t)
+        for attribute, value in self.readings.next(t):
             if self.rng.random() < self.settings.bad_data_probability:
+                # Malformed payloads are made from a number; a state's stand-in is 0.
+                number = 0.0 if isinstance(value, str) else value
                 messages.append(bad_data.bad_message(self.rng, self.spec.topic, attribute.name,
-                                                     value, attribute.unit, t))
+                                                     number, attribute.unit or "", t))
             else:
                 messages.append(payloads.reading(
                     f"{self.spec.topic}/{attribute.name}", value, attribute.unit,
@@ -164,17 +181,30 @@ def wait_until_connected(devices, stop, settings):
     return True
 
 
+def build_devices(settings, seed):
+    """The devices of `settings.kind`: SIM_DEVICES sensors, or one wind-park generator."""
+    if settings.kind == "windpark":
+        name = windpark.generator_id(settings.generator_id, socket.gethostname())
+        rng = random.Random(f"{seed}:{name}")
+        return [Device(windpark.spec(name), settings, rng, windpark.Generator(rng))]
+    return [Device(spec, settings, random.Random(f"{seed}:{spec.index}"))
+            for spec in layout.fleet(settings.devices)]
+
+
 def run(settings, stop):
     """Run the fleet until `stop` is set or `settings.count` rounds are done; the exit code."""
-    if settings.devices == 0:
+    if settings.kind == "sensors" and settings.devices == 0:
         log.info("0 devices to simulate (SIM_DEVICES=0): nothing to do")
         return 0
     seed = settings.seed if settings.seed is not None else random.randrange(2**32)
-    devices = [Device(spec, settings, random.Random(f"{seed}:{spec.index}"))
-               for spec in layout.fleet(settings.devices)]
-    log.info("simulating %d devices on mqtt://%s:%s every %g s, bad data %.1f %%, seed %d",
-             len(devices), settings.mqtt_host, settings.mqtt_port, settings.interval_s,
-             100 * settings.bad_data_probability, seed)
+    try:
+        devices = build_devices(settings, seed)
+    except ValueError as error:
+        log.error("%s", error)
+        return 2
+    log.info("simulating %d %s devices on mqtt://%s:%s every %g s, bad data %.1f %%, seed %d",
+             len(devices), settings.kind, settings.mqtt_host, settings.mqtt_port,
+             settings.interval_s, 100 * settings.bad_data_probability, seed)
     for device in devices:
         device.start()
     readings = bad = rounds = 0

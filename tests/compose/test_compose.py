@@ -14,9 +14,10 @@ from tests.helpers import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 SERVICES = {"certificates", "mosquitto", "postgres", "webapp", "nodered", "simulators",
-            "modbus-simulators", "grafana"}
+            "windpark", "modbus-simulators", "grafana"}
 # services started only with their profile (`docker compose --profile NAME up -d`)
-PROFILES = {"simulators": ["simulators"], "modbus-simulators": ["simulators"],
+PROFILES = {"simulators": ["simulators"], "windpark": ["simulators"],
+            "modbus-simulators": ["simulators"],
             "grafana": ["grafana"]}
 # run once per `up` and exit; services that need their work wait for them to complete
 ONE_SHOT = {"certificates"}
@@ -124,6 +125,20 @@ def test_the_services_are_the_platforms(services):
         assert services[name].get("profiles") == profiles, name
     for name in SERVICES - set(PROFILES):
         assert "profiles" not in services[name], f"{name} must start with a plain `up`"
+
+
+def test_the_wind_park_is_ten_generators_of_the_simulators_image(services):
+    """Ten replicas of the sensor simulators' image, each one generator named after its own
+    host name: so no fixed container or host name, and no published port."""
+    windpark = services["windpark"]
+    assert windpark["deploy"]["replicas"] == 10
+    assert windpark["image"] == services["simulators"]["image"]
+    assert windpark["build"] == services["simulators"]["build"]
+    command = windpark["command"]
+    assert command[command.index("--kind") + 1] == "windpark" and "--health-file" in command
+    assert not {"container_name", "hostname", "ports"} & set(windpark)
+    assert "SIM_GENERATOR_ID" not in windpark.get("environment", {})
+    assert windpark["healthcheck"] == services["simulators"]["healthcheck"]
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -276,7 +291,7 @@ def test_services_reach_each_other_by_name(services):
             assert (environment["MQTT_HOST"], environment["MQTT_PORT"]) == ("mosquitto", "1883")
         if "PGHOST" in environment:
             assert (environment["PGHOST"], environment["PGPORT"]) == ("postgres", "5432")
-    for name in ("webapp", "nodered", "simulators"):
+    for name in ("webapp", "nodered", "simulators", "windpark"):
         assert "MQTT_HOST" in services[name]["environment"], name
 
 
