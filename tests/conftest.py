@@ -1,4 +1,5 @@
 """Fixtures shared by every test: a real throwaway PostgreSQL and a real Mosquitto."""
+import contextlib
 import secrets
 import shutil
 import uuid
@@ -146,12 +147,23 @@ class Broker:
             client.loop_stop()
 
 
+@contextlib.contextmanager
+def running_broker(prefix="octopus-mqtt-", **settings):
+    """A started Broker with `settings`; stopped and its folder removed afterwards, also when
+    it fails to start."""
+    state = make_state_dir(prefix)
+    try:
+        broker = Broker(state, **settings)
+        broker.start()
+        yield broker
+    finally:
+        if "broker" in locals():
+            broker.supervisor.stop_all()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 @pytest.fixture
 def mqtt_broker():
     """A running Mosquitto of the test's own (see Broker)."""
-    state = make_state_dir("octopus-mqtt-")
-    broker = Broker(state)
-    broker.start()
-    yield broker
-    broker.supervisor.stop_all()
-    shutil.rmtree(state, ignore_errors=True)
+    with running_broker() as broker:
+        yield broker

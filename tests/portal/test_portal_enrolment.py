@@ -4,15 +4,13 @@ approves it on /device-accounts. Real broker, real portal bridge, real database.
 import json
 import queue
 import re
-import shutil
 import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from octopus_portal import live
-from tests.conftest import Broker
-from tests.helpers import make_state_dir
+from tests.conftest import running_broker
 
 from .helpers import csrf_token, login
 
@@ -21,12 +19,8 @@ WANTED = {"site": "planta", "room": "sala", "device": "medidor42"}
 
 @pytest.fixture
 def broker():
-    state = make_state_dir("octopus-mqtt-")
-    broker = Broker(state, MQTT_ENROLMENT="true")
-    broker.start()
-    yield broker
-    broker.supervisor.stop_all()
-    shutil.rmtree(state, ignore_errors=True)
+    with running_broker(MQTT_ENROLMENT="true") as broker:
+        yield broker
 
 
 @pytest.fixture
