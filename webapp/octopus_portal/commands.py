@@ -82,11 +82,8 @@ def send(site, room, device):
     if errors:
         return render_page(site, room, device, attributes, 400, form=form, errors=errors)
     topic = f"{site}/{room}/{device}/{form['attribute']}/set"
-    try:
-        delivered = live.send([(topic, form["value"])], timeout=5) == 0
-        problem = None if delivered else "the broker did not confirm it within 5 s"
-    except live.PublishError as exc:
-        delivered, problem = False, str(exc)
+    problem = live.deliver(topic, form["value"], timeout=5)
+    delivered = problem is None
     audit.record(ACTION, f"{site}/{room}/{device}", topic=topic, payload=form["value"],
                  delivered=delivered)
     if not delivered:

@@ -11,7 +11,7 @@ from flask_login import current_user
 from . import audit, certificates, enrolment, live, mqtt_accounts
 from .auth import require_admin
 from .db import get_db
-from .topics import is_level
+from .topics import device_errors
 
 bp = Blueprint("device_accounts", __name__)
 bp.before_request(require_admin)  # only admins hand out and take back device logins
@@ -23,16 +23,6 @@ SELECT a.id, a.username, a.site, a.room, a.device, a.created_at, a.revoked_at,
   LEFT JOIN users c ON c.id = a.created_by
   LEFT JOIN users r ON r.id = a.revoked_by
  ORDER BY a.revoked_at IS NOT NULL, a.created_at DESC, a.id DESC"""
-
-
-def check_device(site, room, device):
-    """What is wrong with the form's topic levels, as a list of messages (empty: fine)."""
-    errors = [f"{label}: one topic level (no '/', '+' or '#', not starting with '$')."
-              for label, value in (("Site", site), ("Room", room), ("Device", device))
-              if not is_level(value)]
-    if site == "octopus":
-        errors.append("Site: 'octopus' is the platform's own topic space.")
-    return errors
 
 
 WAITING_SQL = """
@@ -90,7 +80,7 @@ def create_account(site, room, device, with_certificate=False, **audit_detail):
     The row is written first and committed only once the broker has the account: a broker
     that refuses leaves no record of an account that does not exist.
     """
-    errors = check_device(site, room, device)
+    errors = device_errors(site, room, device)
     username = mqtt_accounts.device_username(site, room, device)
     db = get_db()
     if not errors and db.execute("SELECT 1 FROM device_accounts WHERE username = %s AND "
@@ -163,14 +153,12 @@ def decide(request_row, decision, reply):
     get_db().execute("UPDATE device_enrolments SET decision = %s, decided_by = %s,"
                      " decided_at = now() WHERE id = %s",
                      (decision, current_user.id, request_row["id"]))
-    try:
-        if live.send([(enrolment.reply_topic(request_row["client_id"]), json.dumps(reply))], 5):
-            raise live.PublishError("the broker did not confirm the reply within 5 s")
-    except live.PublishError as exc:
+    problem = live.deliver(enrolment.reply_topic(request_row["client_id"]), json.dumps(reply),
+                           timeout=5)
+    if problem:
         current_app.logger.warning("enrolment reply to %r not sent: %s",
-                                   request_row["client_id"], exc)
-        return False
-    return True
+                                   request_row["client_id"], problem)
+    return problem is None
 
 
 @bp.post("/device-accounts/enrolments/<int:enrolment_id>/approve")

@@ -7,7 +7,7 @@ import json
 import logging
 
 from .mqtt_accounts import device_username
-from .topics import is_level
+from .topics import device_errors
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,9 @@ def parse_request(topic, payload):
         levels = [wanted[key] for key in ("site", "room", "device")]
     except (ValueError, TypeError, KeyError):
         raise ValueError('expected JSON {"site": ..., "room": ..., "device": ...}') from None
-    if not all(isinstance(level, str) and is_level(level) for level in levels):
-        raise ValueError("site, room and device must each be one topic level "
-                         "(no '/', '+' or '#')")
-    if levels[0] == "octopus":
-        raise ValueError("'octopus' is the platform's own topic space")
+    errors = device_errors(*levels)
+    if errors:
+        raise ValueError(" ".join(errors))
     return (client_id, *levels)
 
 

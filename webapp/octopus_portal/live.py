@@ -266,6 +266,17 @@ def send(messages, timeout, retain=False):
     return unconfirmed
 
 
+def deliver(topic, payload, timeout):
+    """Publish one message at QoS 1; None once the broker has confirmed it, else why not
+    (commands and enrolment replies, which report rather than raise)."""
+    try:
+        if send([(topic, payload)], timeout):
+            return f"the broker did not confirm it within {timeout:g} s"
+    except PublishError as exc:
+        return str(exc)
+    return None
+
+
 def publish(messages, timeout):
     """Publish (topic, payload) pairs at QoS 1 and wait until the broker has acknowledged
     every one (HTTP ingest: the readings then take the devices' path). Raise PublishError if
