@@ -1,7 +1,7 @@
 'use strict';
 // The ingest fed by the broker (consumer + redelivery window + core) against a real
 // Mosquitto started here (skipped with a message without one), with a database stand-in
-// that keeps rows and receipts as ingest_batch_with_receipt does; and the crash test once
+// that keeps rows and receipts as ingest_keyed_batch_with_receipt does; and the crash test once
 // more against the real PostgreSQL schema when OCTOPUS_TEST_PG is set (as store.test.js).
 // Payloads are bare sequence numbers: stamped with their arrival time, the hard case for
 // exactly-once.

@@ -35,7 +35,7 @@ function fakePool(failures = 0) {
         if (/FROM ingest_receipts/.test(text)) return { rows: [] };
         if (/ingest_claim_clock_slot/.test(text)) return { rows: [{ slot: 4 }] };
         pool.queries.push({ text, values });
-        return { rows: [{ inserted: values[0].length }] };
+        return { rows: [{ inserted: values[8].length }] }; // the readings (m_key)
     };
     return pool;
 }
@@ -87,8 +87,8 @@ describe('octopus-ingest in Node-RED', () => {
         await received;
         assert.equal(pool.queries.length, 1);
         assert.equal(pool.queries[0].text, INGEST_SQL);
-        assert.equal(pool.queries[0].values.length, 17);
-        assert.deepEqual(pool.queries[0].values[14], ['topic level 2 is empty']);
+        assert.equal(pool.queries[0].values.length, 21);
+        assert.deepEqual(pool.queries[0].values[18], ['topic level 2 is empty']);
     });
 
     it('takes a string payload too (mqtt in not set to Buffer), with a warning', async () => {
@@ -97,7 +97,7 @@ describe('octopus-ingest in Node-RED', () => {
         const received = new Promise((resolve) => live.on('input', resolve));
         ingest.receive({ topic: 'a/b/c/d', payload: '7' });
         await received;
-        assert.deepEqual(pool.queries[0].values[5], [7]);
+        assert.deepEqual(pool.queries[0].values[10], [7]);
     });
 
     it('sends retained statistics on output 2 at start', async () => {
@@ -205,7 +205,7 @@ if (!mosquittoBinary()) {
         await waitUntil(() => readings.length === 3, 'three readings on octopus/live');
         await waitUntil(() => ingest.ingest.consumer.counters.acked === 3, 'three PUBACKs');
         assert.equal(pool.queries[0].text, INGEST_WITH_RECEIPT_SQL);
-        assert.equal(pool.queries[0].values[17], 'nr-node-test-ingest', 'the receipt names the worker');
+        assert.equal(pool.queries[0].values[21], 'nr-node-test-ingest', 'the receipt names the worker');
         const stats = ingest.ingest.stats();
         assert.equal(stats.clockSlot, 4, 'its arrival-clock slot, claimed before subscribing');
         for (const k of ['inflight', 'redelivered', 'acked', 'received', 'stored']) assert.ok(k in stats, k);

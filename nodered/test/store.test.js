@@ -60,6 +60,55 @@ if (!URL) {
         assert.equal(n.rows[0].n, 3);
     });
 
+    it('a batch mixing a redelivery with new readings stores the new ones, once each', async () => {
+        // the plain insert meets a stored row; the batch is inserted again, skipping it
+        const fresh = { ...items[0], ts: '2026-11-22T12:00:01Z', value: 24 };
+        assert.equal(await writeItems(client, [items[0], fresh, items[1]]), 1);
+        const n = await client.query('SELECT count(*)::int AS n FROM measurements');
+        assert.equal(n.rows[0].n, 4);
+        const last = await client.query("SELECT last_num FROM attributes WHERE name = 'temperatura'");
+        assert.equal(last.rows[0].last_num, 24);
+    });
+
+    it('a reading pointing outside the batch\'s attributes is refused as a data error, nothing stored', async () => {
+        const before = await client.query('SELECT count(*)::int AS n FROM measurements');
+        const error = await client.query(
+            "SELECT ingest_keyed_batch('{s}', '{r}', '{d}', '{a}', '{NULL}', '{2026-11-22T12:00:00Z}', '{1}', '{NULL}', " +
+            "'{1,2}', '{2026-11-22T12:00:00Z,2026-11-22T12:00:01Z}', '{1,2}', '{NULL,NULL}', " +
+            "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')").then(() => null, (e) => e);
+        assert.ok(error, 'key 2 names no attribute of the batch');
+        assert.equal(isDataError(error), true, `${error.code} ${error.message}`);
+        const after = await client.query('SELECT count(*)::int AS n FROM measurements');
+        assert.equal(after.rows[0].n, before.rows[0].n);
+    });
+
+    it('ingest_batch, one row per reading (for tools and SQL), numbers the attributes itself', async () => {
+        const sql = 'SELECT ingest_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], ' +
+            "$6::float8[], $7::text[], $8::text[], '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}') AS n";
+        const rows = [ // device, attribute, ts, num, unit: out of order, attributes interleaved
+            ['d2', 'hum', '2026-11-22T10:00:03Z', 41, '%'],
+            ['d1', 'temp', '2026-11-22T10:00:02Z', 21, 'C'],
+            ['d2', 'hum', '2026-11-22T10:00:01Z', 40, null],
+            ['d1', 'temp', '2026-11-22T10:00:04Z', 22, 'C'],
+            ['d1', 'hum', '2026-11-22T10:00:05Z', 50, '%'],
+        ];
+        const col = (i) => rows.map((r) => r[i]);
+        const params = [rows.map(() => 'rows'), rows.map(() => 'r'), col(0), col(1), col(2), col(3), rows.map(() => null), col(4)];
+        assert.equal((await client.query(sql, params)).rows[0].n, 5);
+        assert.equal((await client.query(sql, params)).rows[0].n, 0, 'a second call stores nothing twice');
+        const stored = await client.query(`SELECT d.name AS device, a.name AS attribute, m.num FROM measurements m
+            JOIN attributes a ON a.id = m.attribute_id JOIN devices d ON d.id = a.device_id
+            WHERE d.site = 'rows' ORDER BY m.ts`);
+        assert.deepEqual(stored.rows.map((r) => [r.device, r.attribute, r.num]), [
+            ['d2', 'hum', 40], ['d1', 'temp', 21], ['d2', 'hum', 41], ['d1', 'temp', 22], ['d1', 'hum', 50],
+        ]);
+        const last = await client.query(`SELECT d.name AS device, a.name AS attribute, a.last_num, a.unit FROM attributes a
+            JOIN devices d ON d.id = a.device_id WHERE d.site = 'rows' ORDER BY 1, 2`);
+        assert.deepEqual(last.rows.map((r) => [r.device, r.attribute, r.last_num, r.unit]), [
+            ['d1', 'hum', 50, '%'], ['d1', 'temp', 22, 'C'], ['d2', 'hum', 41, '%'],
+        ]);
+    });
+
     it('an empty batch is fine', async () => {
         assert.equal(await writeItems(client, []), 0);
     });

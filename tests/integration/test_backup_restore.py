@@ -36,9 +36,10 @@ SAMPLED = {"devices", "attributes", "measurements", "measurements_minute", "grou
            "api_keys", "modbus_devices", "modbus_poll_stats", "alert_rules", "alerts",
            "alert_events", "notification_channels", "audit_log", "device_accounts",
            "device_enrolments", "schema_migrations"}
-INGEST_SQL = """SELECT ingest_batch_with_receipt(
-    %(site)s::text[], %(room)s::text[], %(device)s::text[], %(attribute)s::text[],
-    %(ts)s::timestamptz[], %(num)s::float8[], %(txt)s::text[], %(unit)s::text[],
+INGEST_SQL = """SELECT ingest_keyed_batch_with_receipt(
+    %(k_site)s::text[], %(k_room)s::text[], %(k_device)s::text[], %(k_attribute)s::text[],
+    %(k_unit)s::text[], %(k_ts)s::timestamptz[], %(k_num)s::float8[], %(k_txt)s::text[],
+    %(key)s::int[], %(ts)s::timestamptz[], %(num)s::float8[], %(txt)s::text[],
     %(s_site)s::text[], %(s_room)s::text[], %(s_device)s::text[], %(s_status)s::text[],
     %(s_ts)s::timestamptz[],
     %(r_topic)s::text[], %(r_reason)s::text[], %(r_payload)s::bytea[], %(r_size)s::int[],
@@ -84,9 +85,18 @@ def batch(seq, start, count):
              start + timedelta(seconds=7 * i), 20 + (i % 97) / 10, None, "°C")
             for i in range(count)]
     rows.append(("planta", "sala", "d1", "estado", start, None, "abierto ✓", None))
-    columns = list(zip(*rows))
-    return dict(zip(("site", "room", "device", "attribute", "ts", "num", "txt", "unit"),
-                    map(list, columns)),
+    # as lib/batch.js sends them: each attribute once with its newest reading, then a key
+    # (its position, from 1) per reading
+    newest = {}
+    for row in rows:
+        if row[:4] not in newest or row[4] >= newest[row[:4]][4]:
+            newest[row[:4]] = row
+    position = {attribute: i + 1 for i, attribute in enumerate(newest)}
+    k_columns = list(zip(*newest.values()))
+    return dict(zip(("k_site", "k_room", "k_device", "k_attribute", "k_ts", "k_num", "k_txt",
+                     "k_unit"), map(list, k_columns)),
+                key=[position[row[:4]] for row in rows], ts=[row[4] for row in rows],
+                num=[row[5] for row in rows], txt=[row[6] for row in rows],
                 s_site=["planta"], s_room=["sala"], s_device=["d1"], s_status=["online"],
                 s_ts=[start], r_topic=["planta/sala"], r_reason=["too few levels"],
                 r_payload=[b"\xff\xfe23"], r_size=[4], worker="w1", seq=seq,

@@ -126,7 +126,7 @@ def test_stalled_database_keeps_node_red_bounded_and_loses_nothing(platform):
     pid = platform.stack.supervisor.pid("nodered")
     rates = STALL_SECONDS * 300
     with platform.db() as blocker:
-        # Every ingest_batch call now waits on this lock, as on a database that hangs.
+        # Every ingest_keyed_batch call now waits on this lock, as on a database that hangs.
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE measurements IN ACCESS EXCLUSIVE MODE")
         load = SequencedLoad(platform, total=rates, rate=300).start()

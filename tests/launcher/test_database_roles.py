@@ -50,7 +50,8 @@ COLUMNS = {("alerts", FLOWS): {"UPDATE": {"cleared_at", "cleared_value"}}}
 # Every function: (who may execute it besides the owner, whether it runs as its owner)
 FUNCTIONS = {
     "ingest_batch":               ({FLOWS}, True),
-    "ingest_batch_with_receipt":  ({FLOWS}, True),
+    "ingest_keyed_batch":         ({FLOWS}, True),
+    "ingest_keyed_batch_with_receipt": ({FLOWS}, True),
     "run_maintenance":            ({FLOWS}, True),
     "ingest_claim_clock_slot":    ({FLOWS}, False),
     "minute_of":                  ({READER}, False),
@@ -64,9 +65,9 @@ FUNCTIONS = {
 }
 TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
-INGEST_SQL = """SELECT ingest_batch_with_receipt(
-    %(site)s::text[], %(room)s::text[], %(device)s::text[], %(attribute)s::text[],
-    %(ts)s::timestamptz[], %(num)s::float8[], %(txt)s::text[], %(unit)s::text[],
+INGEST_SQL = """SELECT ingest_keyed_batch_with_receipt(
+    '{planta}', '{sala}', '{d1}', '{temperatura}', '{°C}', %(last_ts)s::timestamptz[],
+    '{20.5}', '{NULL}', %(key)s::int[], %(ts)s::timestamptz[], %(num)s::float8[], %(txt)s::text[],
     '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}',
     'w1', 1, 1, '{1}', '{42}')"""
 
@@ -75,11 +76,10 @@ IN_2000 = datetime(2000, 1, 1, 10, 0, tzinfo=timezone.utc)
 
 
 def readings(*timestamps):
-    """ingest_batch's measurement arrays: one reading of planta/sala/d1/temperatura per time."""
+    """ingest_keyed_batch's arrays: one reading of planta/sala/d1/temperatura per time."""
     n = len(timestamps)
-    return dict(site=["planta"] * n, room=["sala"] * n, device=["d1"] * n,
-                attribute=["temperatura"] * n, ts=list(timestamps), num=[20.5] * n,
-                txt=[None] * n, unit=["°C"] * n)
+    return dict(last_ts=[max(timestamps)], key=[1] * n, ts=list(timestamps), num=[20.5] * n,
+                txt=[None] * n)
 
 
 @pytest.fixture

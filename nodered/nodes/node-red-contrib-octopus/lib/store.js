@@ -1,23 +1,24 @@
 'use strict';
 /**
- * Writing a batch to PostgreSQL: one parameterized call of ingest_batch(...) per batch, one
- * round trip, one transaction; with a receipt (the batch's MQTT packet ids and message
- * hashes, see redelivery-ledger.js) ingest_batch_with_receipt(...), which writes both in
- * that transaction (postgres/migrations/002). Message text only ever travels as parameters.
+ * Writing a batch to PostgreSQL: one parameterized call of ingest_keyed_batch(...) per batch,
+ * one round trip, one transaction; with a receipt (the batch's MQTT packet ids and message
+ * hashes, see redelivery-ledger.js) ingest_keyed_batch_with_receipt(...), which writes both
+ * in that transaction (postgres/migrations/012). Message text only ever travels as parameters.
  */
 
 const { toIngestParams } = require('./batch');
 
-const INGEST_SQL =
-    'SELECT ingest_batch($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], ' +
-    '$6::float8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], ' +
-    '$13::timestamptz[], $14::text[], $15::text[], $16::bytea[], $17::int[]) AS inserted';
+const BATCH_PARAMS =
+    '$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[], ' +
+    '$8::text[], $9::int[], $10::timestamptz[], $11::float8[], $12::text[], $13::text[], ' +
+    '$14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::text[], $19::text[], ' +
+    '$20::bytea[], $21::int[]';
+
+const INGEST_SQL = `SELECT ingest_keyed_batch(${BATCH_PARAMS}) AS inserted`;
 
 const INGEST_WITH_RECEIPT_SQL =
-    'SELECT ingest_batch_with_receipt($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], ' +
-    '$6::float8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], ' +
-    '$13::timestamptz[], $14::text[], $15::text[], $16::bytea[], $17::int[], ' +
-    '$18::text, $19::bigint, $20::bigint, $21::int[], $22::bigint[]) AS inserted';
+    `SELECT ingest_keyed_batch_with_receipt(${BATCH_PARAMS}, ` +
+    '$22::text, $23::bigint, $24::bigint, $25::int[], $26::bigint[]) AS inserted';
 
 /**
  * Write items with `queryable` (a pg Pool or Client); resolves to the measurements
