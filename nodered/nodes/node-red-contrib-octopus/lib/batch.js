@@ -39,7 +39,7 @@ function toIngestParams(items) {
             const name = `${it.site}/${it.room}/${it.device}/${it.attribute}`;
             let key = keys.get(name);
             if (key === undefined) {
-                key = k.site.push(it.site);
+                key = k.site.push(it.site); // the new length: its position, from 1
                 keys.set(name, key);
                 k.room.push(it.room);
                 k.device.push(it.device);
