@@ -109,6 +109,23 @@ if (!URL) {
         ]);
     });
 
+    it('text that array syntax gives a meaning to is stored as sent', async () => {
+        // the batch travels as array literals (pg-array.js): quotes, backslashes, commas,
+        // braces, an empty string and the word NULL must all come back as the device sent them
+        const odd = ['say "hi"', 'C:\\dir\\', '{x,y}', '', 'NULL', 'sp ace'];
+        const batch = odd.map((txt, i) => ({
+            kind: 'reading', site: 'odd', room: 'r{1}', device: 'd"\\,', attribute: `a${i}`,
+            ts: '2026-11-22T14:00:00Z', value: txt, unit: i === 0 ? '"u"' : null,
+        }));
+        assert.equal(await writeItems(client, batch), odd.length);
+        const stored = await client.query(`SELECT d.room, d.name AS device, a.name AS attribute, a.unit, m.txt
+            FROM measurements m JOIN attributes a ON a.id = m.attribute_id JOIN devices d ON d.id = a.device_id
+            WHERE d.site = 'odd' ORDER BY a.name`);
+        assert.deepEqual(stored.rows.map((r) => r.txt), odd);
+        assert.deepEqual([...new Set(stored.rows.map((r) => `${r.room}|${r.device}`))], ['r{1}|d"\\,']);
+        assert.equal(stored.rows[0].unit, '"u"');
+    });
+
     it('an empty batch is fine', async () => {
         assert.equal(await writeItems(client, []), 0);
     });

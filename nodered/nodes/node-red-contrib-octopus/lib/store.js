@@ -7,6 +7,17 @@
  */
 
 const { toIngestParams } = require('./batch');
+const { numberArray, textArray } = require('./pg-array');
+
+// How each of the 21 arrays travels: as its literal, built here (pg-array.js says why), or as
+// the array itself for pg to write (the rejects' payloads: bytea, few).
+const AS_IS = (values) => values;
+const BATCH_ENCODERS = [
+    textArray, textArray, textArray, textArray, textArray, textArray, numberArray, textArray, // k_*
+    numberArray, textArray, numberArray, textArray,                                          // m_*
+    textArray, textArray, textArray, textArray, textArray,                                   // s_*
+    textArray, textArray, AS_IS, numberArray,                                                // r_*
+];
 
 const BATCH_PARAMS =
     '$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::float8[], ' +
@@ -26,11 +37,12 @@ const INGEST_WITH_RECEIPT_SQL =
  * transaction, and the worker's receipts before keepFrom are deleted.
  */
 async function writeItems(queryable, items, receipt = null) {
-    const params = toIngestParams(items);
+    const params = toIngestParams(items).map((values, i) => BATCH_ENCODERS[i](values));
     let sql = INGEST_SQL;
     if (receipt) {
         sql = INGEST_WITH_RECEIPT_SQL;
-        params.push(receipt.worker, receipt.batchSeq, receipt.keepFrom, receipt.packetIds, receipt.hashes);
+        params.push(receipt.worker, receipt.batchSeq, receipt.keepFrom,
+            numberArray(receipt.packetIds), numberArray(receipt.hashes));
     }
     const result = await queryable.query(sql, params);
     return result.rows[0].inserted;
