@@ -82,8 +82,9 @@ def render(outcomes, load, machine_info=None):
                          f"of a core busy (other programs, or the hypervisor's steal time): "
                          f"figures lower than on a quiet machine")
         if o.db_transactions:
-            lines.append(f"      PostgreSQL: {o.db_transactions:,} write transactions, "
-                         f"{o.received / o.db_transactions:,.1f} rows each on average")
+            # a subtransaction that writes takes an id too: 012's batch takes two
+            lines.append(f"      PostgreSQL: {o.db_transactions:,} transaction ids taken (writing transactions "
+                         f"and subtransactions), {o.received / o.db_transactions:,.1f} rows per id")
         if o.published != o.messages:
             lines.append(f"      only {o.published:,} of {o.messages:,} publishes were acknowledged")
         lines += [f"      {note}" for note in o.notes]

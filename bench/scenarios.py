@@ -50,7 +50,7 @@ class Outcome:
     client_cpu: dict
     nodered_peak_rss_kib: int = None
     nodered_main_thread_s: float = None
-    db_transactions: int = None  # write transactions PostgreSQL committed (or aborted) meanwhile
+    db_transactions: int = None  # transaction ids PostgreSQL handed out meanwhile (subtransactions too)
     notes: list = field(default_factory=list)
 
     @property

@@ -115,7 +115,8 @@ class TableSink:
 
     def next_xid(self):
         """The next transaction id PostgreSQL will hand out (reading it assigns none): the
-        difference between two readings is the number of write transactions in between."""
+        difference between two readings is the number of ids taken in between: one per writing
+        transaction, and one more per subtransaction that writes."""
         return self.conn.execute("SELECT txid_snapshot_xmax(txid_current_snapshot())").fetchone()[0]
 
     def final(self):
