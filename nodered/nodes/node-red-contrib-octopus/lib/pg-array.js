@@ -11,38 +11,32 @@
 const QUOTE_OR_BACKSLASH = /["\\]/;
 const QUOTES_AND_BACKSLASHES = /["\\]/g;
 
-/** Numbers (int, bigint or float8 elements) and nulls → '{1,2.5,NULL}'. */
-function numberArray(values) {
+/** values → '{e1,e2,NULL}', each non-null value written by `element(value, index)`. */
+function arrayLiteral(values, element) {
     let out = '{';
     for (let i = 0; i < values.length; i++) {
         const v = values[i];
         if (i > 0) out += ',';
-        if (v === null || v === undefined) {
-            out += 'NULL';
-        } else if (typeof v === 'number') {
-            out += String(v); // NaN and ±Infinity are float8 words too
-        } else {
-            // anything else could close the literal early: refused, never written
-            throw new TypeError(`numberArray: element ${i} is a ${typeof v}, not a number`);
-        }
+        out += v === null || v === undefined ? 'NULL' : element(v, i);
     }
     return `${out}}`;
 }
 
-/** Strings and nulls → '{"a","b\\"c",NULL}': every element quoted, so '' and 'NULL' stay text. */
-function textArray(values) {
-    let out = '{';
-    for (let i = 0; i < values.length; i++) {
-        const v = values[i];
-        if (i > 0) out += ',';
-        if (v === null || v === undefined) {
-            out += 'NULL';
-        } else {
-            const s = String(v);
-            out += QUOTE_OR_BACKSLASH.test(s) ? `"${s.replace(QUOTES_AND_BACKSLASHES, '\\$&')}"` : `"${s}"`;
-        }
-    }
-    return `${out}}`;
+function numberElement(v, i) {
+    // anything else could close the literal early: refused, never written
+    if (typeof v !== 'number') throw new TypeError(`numberArray: element ${i} is a ${typeof v}, not a number`);
+    return String(v); // NaN and ±Infinity are float8 words too
 }
+
+function textElement(v) {
+    const s = String(v);
+    return QUOTE_OR_BACKSLASH.test(s) ? `"${s.replace(QUOTES_AND_BACKSLASHES, '\\$&')}"` : `"${s}"`;
+}
+
+/** Numbers (int, bigint or float8 elements) and nulls → '{1,2.5,NULL}'. */
+const numberArray = (values) => arrayLiteral(values, numberElement);
+
+/** Strings and nulls → '{"a","b\\"c",NULL}': every element quoted, so '' and 'NULL' stay text. */
+const textArray = (values) => arrayLiteral(values, textElement);
 
 module.exports = { numberArray, textArray };
