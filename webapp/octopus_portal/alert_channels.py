@@ -7,6 +7,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from . import audit
 from .alert_rule_checks import NAME_MAX, SEVERITIES
+from .alert_rules import set_row_enabled
 from .auth import require_admin
 from .db import get_db
 
@@ -172,14 +173,7 @@ def edit(channel_id):
 @bp.post("/<int:channel_id>/enabled")
 def set_enabled(channel_id):
     """Enable (enabled=on) or disable a channel."""
-    enabled = request.form.get("enabled") == "on"
-    db = get_db()
-    with db.transaction():
-        channel = db.execute("UPDATE notification_channels SET enabled = %s, updated_at = now()"
-                             " WHERE id = %s RETURNING name", (enabled, channel_id)).fetchone()
-        if channel is None:
-            abort(404)
-        audit.record("channel.changed", channel["name"], id=channel_id, enabled=enabled)
+    set_row_enabled("notification_channels", channel_id, "channel.changed")
     return redirect(url_for("alert_channels.index"))
 
 

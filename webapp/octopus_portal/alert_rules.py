@@ -3,6 +3,7 @@ disable and delete them. Node-RED's octopus-alerts node re-reads the enabled rul
 few seconds (ALERTS_REFRESH_S), without a redeploy."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from psycopg import sql
 
 from . import audit, live
 from .alert_rule_checks import (CONDITIONS, DEFAULT_MESSAGES, FIELDS, KIND_FIELDS, KINDS,
@@ -117,17 +118,24 @@ def edit(rule_id):
     return redirect(url_for("alert_rules.index"))
 
 
-@bp.post("/<int:rule_id>/enabled")
-def set_enabled(rule_id):
-    """Enable (enabled=on) or disable a rule."""
+def set_row_enabled(table, row_id, action):
+    """Enable (form field enabled=on) or disable a rule or channel: `table` is alert_rules or
+    notification_channels, `action` its audit action; 404 if there is no such row."""
     enabled = request.form.get("enabled") == "on"
     db = get_db()
     with db.transaction():
-        rule = db.execute("UPDATE alert_rules SET enabled = %s, updated_at = now() WHERE id = %s"
-                          " RETURNING name", (enabled, rule_id)).fetchone()
-        if rule is None:
+        row = db.execute(sql.SQL("UPDATE {} SET enabled = %s, updated_at = now() WHERE id = %s"
+                                 " RETURNING name").format(sql.Identifier(table)),
+                         (enabled, row_id)).fetchone()
+        if row is None:
             abort(404)
-        audit.record("rule.changed", rule["name"], id=rule_id, enabled=enabled)
+        audit.record(action, row["name"], id=row_id, enabled=enabled)
+
+
+@bp.post("/<int:rule_id>/enabled")
+def set_enabled(rule_id):
+    """Enable (enabled=on) or disable a rule."""
+    set_row_enabled("alert_rules", rule_id, "rule.changed")
     return redirect(url_for("alert_rules.index"))
 
 
