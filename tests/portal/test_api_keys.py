@@ -1,6 +1,7 @@
 """The /keys page: admins create a key (shown once, stored hashed), list and revoke keys."""
 import hashlib
 import re
+from datetime import timezone
 
 import pytest
 
@@ -31,6 +32,8 @@ def test_admin_creates_a_key_that_is_shown_once_and_stored_hashed(logged_in, db)
 
     listing = logged_in.get("/keys").get_data(as_text=True)
     assert key not in listing and key[:12] in listing and "grafana" in listing
+    created = row["created_at"].astimezone(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
+    assert f'<time datetime="{created}">{created}</time>' in listing  # an element, not escaped text
     assert logged_in.get("/api/v1/devices", headers={"X-API-Key": key}).status_code == 200
 
 

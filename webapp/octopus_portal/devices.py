@@ -3,6 +3,7 @@ from datetime import timezone
 from itertools import groupby
 
 from flask import Blueprint, jsonify, render_template
+from markupsafe import Markup
 
 from .db import get_db
 
@@ -65,6 +66,12 @@ def iso(ts):
     if ts is None:
         return None
     return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@bp.app_template_filter("time_tag")
+def time_tag(ts):
+    """A timestamp as an HTML <time> element, machine- and human-readable both in iso's form."""
+    return Markup('<time datetime="{0}">{0}</time>').format(iso(ts))
 
 
 @bp.get("/")
