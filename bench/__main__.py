@@ -28,6 +28,10 @@ def parse_args(argv):
                    help="device connections per generator process (default 25)")
     p.add_argument("--window", type=int, default=100,
                    help="unacknowledged QoS 1 messages per connection (default 100)")
+    p.add_argument("--pace", type=float, default=5.0, metavar="MS",
+                   help="a generator process serves its connections at most every MS milliseconds "
+                        "(default 5; 0: on every socket event, which costs the generator ~3× the "
+                        "CPU: bench/loadgen.py)")
     p.add_argument("--scenarios", default="abdc",
                    help="which of a, b, d, c to run, in that order (default abdc)")
     p.add_argument("--timeout", type=float, default=300,
@@ -51,7 +55,8 @@ def main(argv=None):
         return modbus.main(argv[1:])
     args = parse_args(argv)
     load = Load(messages=args.messages, processes=args.processes,
-                connections=args.connections, window=args.window, timeout_s=args.timeout)
+                connections=args.connections, window=args.window, pace_ms=args.pace,
+                timeout_s=args.timeout)
     options = scenarios.Options(timeout_s=args.timeout, stall_s=args.stall, keep=args.keep,
                                 profile_dir=args.profile.resolve() if args.profile else None)
     log = lambda m: print(f"bench: {m}", flush=True)  # noqa: E731

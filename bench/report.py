@@ -56,8 +56,8 @@ def render(outcomes, load, machine_info=None):
         lines.append("")
     lines.append(f"load: {load.processes} generator processes × {load.connections} connections "
                  f"= {load.devices} devices, QoS 1, ≤ {load.window} unacknowledged per "
-                 f"connection, bare numeric payloads (sequence numbers), topics "
-                 f"bench/<room>/<device>/<attribute>")
+                 f"connection, served at most every {load.pace_ms:g} ms, bare numeric payloads "
+                 f"(sequence numbers), topics bench/<room>/<device>/<attribute>")
     lines.append("")
     head = (f"{'scenario':<58} {'messages':>9} {'publish/s':>10} {'sustained/s':>11} "
             f"{'lost':>7} {'dup':>5} {'CPU-µs/msg':>10} {'Node-RED peak RSS':>17}")

@@ -1,4 +1,10 @@
 """The load's sequence numbers, the tutorial broker's config and the report's verdicts."""
+import socket
+import threading
+import time
+
+import pytest
+
 from bench import loadgen, nodeprofile, report, services, wire
 from bench.scenarios import Outcome
 
@@ -57,3 +63,34 @@ def test_cpu_profile_summary_by_package_and_function():
     assert total == 4
     assert functions[0] == ("parse (mqtt-packet:10)", 2)
     assert dict(packages) == {"mqtt-packet": 2, "(garbage collector)": 1, "(root)": 1}
+
+
+def _acknowledging_peer(sock, received):
+    """A broker's side of one connection: acknowledge each PUBLISH, keep its payload."""
+    rest = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        payloads, acks, rest = wire.split_publishes(rest + data)
+        received.extend(int(p) for p in payloads)
+        sock.sendall(acks)
+
+
+@pytest.mark.parametrize("pace_s", [0.0, 0.005])
+def test_publish_all_delivers_every_message_within_the_window_paced_or_not(pace_s):
+    load = loadgen.Load(messages=90, processes=1, connections=3)
+    conns, peers, received = [], [], [[] for _ in range(3)]
+    for device in range(3):
+        ours, theirs = socket.socketpair()
+        conns.append(loadgen.Connection(ours, *loadgen.device_stream(device, load)))
+        peers.append(threading.Thread(target=_acknowledging_peer, args=(theirs, received[device]),
+                                      daemon=True))
+        peers[-1].start()
+    loadgen.publish_all(conns, window=4, deadline=time.monotonic() + 30, pace_s=pace_s)
+    for c in conns:
+        c.sock.close()
+    for p in peers:
+        p.join(5)
+    assert [c.acked for c in conns] == [30, 30, 30]
+    assert received == [list(loadgen.sequences_for(d, 3, 90)) for d in range(3)]
