@@ -30,7 +30,7 @@ def parse_args(argv):
                    help="unacknowledged QoS 1 messages per connection (default 100)")
     p.add_argument("--pace", type=float, default=5.0, metavar="MS",
                    help="a generator process serves its connections at most every MS milliseconds "
-                        "(default 5; 0: on every socket event, which costs the generator ~3× the "
+                        "(default 5; 0: on every socket event, which costs the generator 2–3× the "
                         "CPU: bench/loadgen.py)")
     p.add_argument("--scenarios", default="abdc",
                    help="which of a, b, d, c to run, in that order (default abdc)")
