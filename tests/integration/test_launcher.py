@@ -2,12 +2,14 @@
 the installer has run, Ctrl-C stops every service cleanly, and a second run is safe: same
 secrets, data kept."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 
 import psycopg
+import pytest
 import requests
 from dotenv import dotenv_values
 
@@ -43,8 +45,15 @@ def port_closed(port):
         return s.connect_ex(("127.0.0.1", int(port))) != 0
 
 
-def test_run_command_starts_stops_and_restarts_safely():
-    state = make_state_dir("octopus-up-")
+@pytest.fixture
+def state():
+    """The run command's .env (generated secrets) and state folder, removed afterwards."""
+    path = make_state_dir("octopus-up-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_run_command_starts_stops_and_restarts_safely(state):
     env = dict(os.environ, OCTOPUS_ENV_FILE=str(state / ".env"),
                OCTOPUS_STATE_DIR=str(state / "var"), SIM_DEVICES="2", SIM_INTERVAL_S="1",
                MODBUS_SIM_DEVICES="1")
