@@ -184,6 +184,32 @@ def test_everyone_changes_their_own_password_with_the_current_one(app, db):
         {"actor": "viewer", "subject": "viewer", "detail": {}}]
 
 
+def test_wrong_current_passwords_are_rate_limited_per_account(make_app, db):
+    """A session left open is not a way to guess the account's password: after
+    LOGIN_RATE_LIMIT wrong current passwords /account/password answers 429 with a message,
+    even with the right one; each wrong one is in the audit log; other mistakes in the form
+    do not count, and another account is not locked out by them."""
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
+    viewer, operator = add_user(app, db, "viewer"), add_user(app, db, "operator")
+    right = {"new_password": "my own new password", "confirm_password": "my own new password"}
+    for _ in range(3):  # a mistyped confirmation is not a guess
+        response = post(viewer, "/account/password", current_password="their password",
+                        new_password="my own new password", confirm_password="typo")
+        assert response.status_code == 400
+    for guess in ("guess 1", "guess 2", "guess 3"):
+        assert post(viewer, "/account/password", current_password=guess, **right).status_code == 400
+    refused = post(viewer, "/account/password", current_password="their password", **right)
+    assert refused.status_code == 429
+    assert "Too many wrong current passwords" in refused.get_data(as_text=True)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert hasher.verify(user_row(db, "viewer")["password_hash"], "their password")
+    assert audited(db, "user.password_change_refused") == [
+        {"actor": "viewer", "subject": "viewer", "detail": {}}] * 3
+    # the limit is the account's: another user changes theirs
+    assert post(operator, "/account/password", current_password="their password",
+                **right).status_code == 302
+
+
 def test_only_admins_see_the_users_and_audit_links(app, logged_in, db):
     page = logged_in.get("/").get_data(as_text=True)
     assert 'data-testid="nav-users"' in page and 'data-testid="nav-audit"' in page

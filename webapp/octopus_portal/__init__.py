@@ -50,6 +50,7 @@ def create_app(test_config=None):
     app.register_blueprint(commands.bp)
     app.register_blueprint(users.bp)
     app.register_blueprint(account.bp)
+    auth.limit_password_guesses(app)  # the login form and /account's current password
     app.register_blueprint(audit.bp)
     app.register_blueprint(system.bp)
     app.register_blueprint(health.bp)  # /healthz: public, says only ok or down (health.py)

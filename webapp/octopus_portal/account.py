@@ -4,11 +4,13 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user
 
 from . import audit
-from .auth import User, check_password, hasher
+from .auth import User, check_password, hasher, password_refused
 from .db import get_db
 from .users import PASSWORD_MIN_CHARS, end_live_streams, password_problem
 
 bp = Blueprint("account", __name__)
+
+TOO_MANY_TRIES = "Too many wrong current passwords: wait a minute, then try again."
 
 
 def render_account(status=200, errors=()):
@@ -30,6 +32,8 @@ def change_password():
     problems = []
     if check_password(current_user.username, request.form.get("current_password", "")) is None:
         problems.append("Current password: not right.")
+        password_refused()  # counted against LOGIN_RATE_LIMIT for this account
+        audit.record("user.password_change_refused", current_user.username)
     problem = password_problem(new, "New password")
     if problem:
         problems.append(problem)
@@ -50,3 +54,9 @@ def change_password():
     login_user(user)
     flash("Password changed.", "info")
     return redirect(url_for("account.index"))
+
+
+@bp.errorhandler(429)
+def too_many_tries(exc):
+    """429: the account page again, saying why (Flask-Limiter adds Retry-After)."""
+    return render_account(429, [TOO_MANY_TRIES])

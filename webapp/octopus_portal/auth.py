@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import (Blueprint, abort, current_app, redirect, render_template, request,
+from flask import (Blueprint, abort, current_app, g, redirect, render_template, request,
                    session, url_for)
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -184,24 +184,40 @@ def too_many_logins(exc):
                            username=request.form.get("username", "")), 429
 
 
-def limit_logins(app):
+def password_refused():
+    """Note that this request gave a wrong current password (what /account's limit counts)."""
+    g.password_refused = True
+
+
+def account_holder():
+    """The rate-limit key of a password change: the account it would change."""
+    return f"account:{current_user.id}"
+
+
+def limit_password_guesses(app):
     """Failed logins: LOGIN_RATE_LIMIT per username and address, LOGIN_RATE_LIMIT_PER_ADDRESS
-    per address (Flask-Limiter). Counted in this process's memory: one portal process per
-    installation (doc/security.md); more would need a shared storage_uri."""
+    per address; wrong current passwords on /account (a session left open, guessing the
+    password to keep the account): LOGIN_RATE_LIMIT per account. Flask-Limiter, counted in
+    this process's memory: one portal process per installation (doc/security.md); more would
+    need a shared storage_uri. Call it once the login and account views are registered."""
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=True)
     view = app.view_functions["auth.login"]
     for limit, key in ((app.config["LOGIN_RATE_LIMIT"], username_and_address),
                        (app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"], get_remote_address)):
         view = limiter.limit(limit, key_func=key, methods=["POST"], deduct_when=failed)(view)
     app.view_functions["auth.login"] = view
-    app.register_error_handler(429, too_many_logins)
+    app.view_functions["account.change_password"] = limiter.limit(
+        app.config["LOGIN_RATE_LIMIT"], key_func=account_holder, methods=["POST"],
+        deduct_when=lambda response: g.get("password_refused", False),
+    )(app.view_functions["account.change_password"])
+    app.register_error_handler(429, too_many_logins)  # account.py answers its own 429
 
 
 def init_app(app):
-    """Wire Flask-Login, the login requirement for every page and the login rate limits."""
+    """Wire Flask-Login and the login requirement for every page (the rate limits:
+    limit_password_guesses)."""
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the login page itself says what to do
     app.before_request(require_login)
     app.register_blueprint(bp)
-    limit_logins(app)

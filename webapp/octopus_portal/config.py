@@ -32,7 +32,8 @@ DEFAULTS = {
     "MIGRATE_TIMEOUT": 60.0,
     "LIVE_ENABLED": True,
     # Failed logins allowed per username and address, and per address (any usernames), in
-    # Flask-Limiter's notation; then 429 until the window has passed.
+    # Flask-Limiter's notation; then 429 until the window has passed. LOGIN_RATE_LIMIT also
+    # counts wrong current passwords per account on /account.
     "LOGIN_RATE_LIMIT": "5 per minute",
     "LOGIN_RATE_LIMIT_PER_ADDRESS": "20 per minute",
     # Modbus device profiles (register maps), shared with Node-RED and the simulator.
