@@ -84,7 +84,7 @@ def test_live_view_updates_the_tree(portal_url, mqtt_broker, db, artifacts_dir, 
     local = (t0 + timedelta(hours=9)).strftime("%H:%M")
     assert local in temperature.locator("time").text_content()
 
-    mqtt_broker.publish("octopus/live", b"not json")  # dropped by the portal
+    mqtt_broker.publish("octopus/live", b"not json", kind="NODERED")  # dropped by the portal
     t1 = t0 + timedelta(minutes=1)
     mqtt_broker.publish("octopus/live", json.dumps({
         "readings": [reading("servidor1", "temperatura", t1, 21.5, "°C"),
@@ -92,7 +92,7 @@ def test_live_view_updates_the_tree(portal_url, mqtt_broker, db, artifacts_dir, 
                      reading("prensa", "estado", t1, "tripped", site="fabrica", room="linea1")],
         "statuses": [{"site": "oficina", "room": "servidores", "device": "servidor1",
                       "status": "offline", "ts": t1.isoformat()}],
-        "rejects": 2}))
+        "rejects": 2}), kind="NODERED")
     expect(temperature.locator(".value")).to_have_text("21.5")
     expect(page.locator('[data-key="oficina/servidores/servidor1/humedad"] .value')).to_have_text("40")
     new_device = page.locator('[data-key="fabrica/linea1/prensa"]')
@@ -107,7 +107,7 @@ def test_live_view_updates_the_tree(portal_url, mqtt_broker, db, artifacts_dir, 
     # an older reading arriving late does not replace the newer value
     mqtt_broker.publish("octopus/live", json.dumps({
         "readings": [reading("servidor1", "temperatura", t0, 19.0, "°C"),
-                     reading("servidor1", "co2", t1, 600, "ppm")]}))
+                     reading("servidor1", "co2", t1, 600, "ppm")]}), kind="NODERED")
     expect(page.locator('[data-key="oficina/servidores/servidor1/co2"] .value')).to_have_text("600")
     expect(temperature.locator(".value")).to_have_text("21.5")
 

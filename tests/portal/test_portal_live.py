@@ -80,8 +80,9 @@ def test_message_published_to_mosquitto_reaches_the_browser(make_app, mqtt_broke
     bridge = app.extensions[live.EXTENSION]
     sio = login_socket(app)
     assert bridge.subscribed.wait(10), "the portal never subscribed to octopus/live"
-    mqtt_broker.publish(live.TOPIC, b"{broken")  # dropped, and the next one still arrives
-    mqtt_broker.publish(live.TOPIC, json.dumps(MESSAGE))
+    # dropped, and the next one still arrives
+    mqtt_broker.publish(live.TOPIC, b"{broken", kind="NODERED")
+    mqtt_broker.publish(live.TOPIC, json.dumps(MESSAGE), kind="NODERED")
     assert live_events(sio) == [MESSAGE]
     assert live_events(sio, timeout=0.2) == []
 
@@ -99,7 +100,7 @@ def test_bridge_reconnects_when_the_broker_comes_back(make_app, mqtt_broker):
     mqtt_broker.start()
     # paho retries after 1 s, then 2, 4...: back within 10 s
     assert bridge.subscribed.wait(10), "the bridge did not reconnect within 10 s"
-    mqtt_broker.publish(live.TOPIC, json.dumps(MESSAGE))
+    mqtt_broker.publish(live.TOPIC, json.dumps(MESSAGE), kind="NODERED")
     assert live_events(sio) == [MESSAGE]
 
 

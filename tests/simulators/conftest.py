@@ -1,8 +1,8 @@
 """The simulator tests' broker: the shared `mqtt_broker` (the repository's config and ACL)."""
 import pytest
 
-# The accounts named in mosquitto/acl: the simulators write anywhere; Node-RED's account
-# reads everything, so the tests watch the traffic with it.
+# The accounts named in mosquitto/acl: the simulators write anywhere but under octopus/;
+# Node-RED's account reads everything, so the tests watch the traffic with it.
 SIMULATOR_USER = "octopus-simulator"
 READER_USER = "octopus-nodered"
 

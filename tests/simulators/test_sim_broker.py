@@ -22,14 +22,15 @@ STATUS_TOPICS = [d.status_topic for d in layout.fleet(DEVICES)]
 
 
 class Watcher:
-    """A subscriber that records (topic, payload, retain) and can wait for a condition."""
+    """A subscriber that records (topic, payload, retain) and can wait for a condition
+    (Node-RED's account by default: it reads everything)."""
 
-    def __init__(self, broker, topics=("#",)):
+    def __init__(self, broker, topics=("#",), user=READER_USER):
         self.messages = []
         self.changed = threading.Condition()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"test-watch-{uuid.uuid4().hex[:8]}")
-        self.client.username_pw_set(READER_USER, broker.accounts[READER_USER])
+        self.client.username_pw_set(user, broker.accounts[user])
         subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
         self.client.on_subscribe = lambda *args: subscribed.set()
@@ -172,3 +173,31 @@ def test_a_wrong_password_stops_with_a_message_about_the_account(broker):
     assert code == 2, output
     assert "MQTT_SIMULATOR_PASSWORD" in output and "refused" in output
     assert time.monotonic() - started < 10
+
+
+def test_the_simulators_account_cannot_touch_the_platforms_own_topics(broker):
+    """A demo account's password travels (.env copied to a laptop): with it, no one may forge
+    a live reading, an alert state or a worker's statistics, nor read them."""
+    watcher = Watcher(broker)
+    forger = Watcher(broker, topics=["octopus/#", "+/+/+/+/set"], user=SIMULATOR_USER)
+    try:
+        forged = ["octopus/live", "octopus/stats/ingest/worker-1",
+                  "octopus/alerts/1/oficina/servidores/servidor1/temperatura"]
+        for topic in forged:
+            forger.client.publish(topic, '{"forged": true}', qos=1).wait_for_publish(5)
+        forger.client.publish("oficina/servidores/servidor1/temperatura", "21.5",
+                              qos=1).wait_for_publish(5)  # the control: a reading passes
+        watcher.wait_for(lambda m: any(t.startswith("oficina/") for t, _, _ in m), 5,
+                         "the control reading")
+        assert [t for t, _, _ in watcher.messages] == [
+            "oficina/servidores/servidor1/temperatura"]
+
+        for topic in forged:
+            broker.publish(topic, '{"real": true}', kind="NODERED")
+        broker.publish("oficina/servidores/servidor1/rele/set", "on", kind="PORTAL")
+        forger.wait_for(lambda m: any(t.endswith("/set") for t, _, _ in m), 5,
+                        "the control command")
+        assert [t for t, _, _ in forger.messages] == ["oficina/servidores/servidor1/rele/set"]
+    finally:
+        forger.close()
+        watcher.close()
