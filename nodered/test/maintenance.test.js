@@ -19,10 +19,11 @@ helper.init(require.resolve('node-red'));
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 test('maintenance settings: node property, else environment, else default; bad values reported', () => {
-    assert.deepEqual(resolveMaintenanceSettings({}, {}).settings, { intervalS: 10, rawDays: 30, rollupDays: 365 });
+    assert.deepEqual(resolveMaintenanceSettings({}, {}).settings, { intervalS: 10, rawDays: 30, rollupDays: 365, rejectDays: 30 });
     const { settings, problems } = resolveMaintenanceSettings(
-        { intervalS: '2', rawDays: '' }, { RETENTION_RAW_DAYS: '7', RETENTION_ROLLUP_DAYS: 'a year', MAINTENANCE_INTERVAL_S: '60' });
-    assert.deepEqual(settings, { intervalS: 2, rawDays: 7, rollupDays: 365 });
+        { intervalS: '2', rawDays: '', rejectDays: '3' },
+        { RETENTION_RAW_DAYS: '7', RETENTION_ROLLUP_DAYS: 'a year', MAINTENANCE_INTERVAL_S: '60', RETENTION_REJECTS_DAYS: '9' });
+    assert.deepEqual(settings, { intervalS: 2, rawDays: 7, rollupDays: 365, rejectDays: 3 });
     assert.deepEqual(problems, ['RETENTION_ROLLUP_DAYS="a year" is not a whole number ≥ 0; using 365']);
     assert.match(resolveMaintenanceSettings({ intervalS: '0' }, {}).problems[0], /^property intervalS="0" is not a whole number ≥ 1/);
     assert.equal(resolveMaintenanceSettings({}, { RETENTION_RAW_DAYS: '0' }).settings.rawDays, 0, '0 keeps for ever');
@@ -89,6 +90,8 @@ test('maintenance: a run described for the status', () => {
         '0 min rolled up, 3 partitions made, 1 expired partitions dropped');
     assert.equal(describeRun({ refreshed_minutes: 1, partitions_made: 0, partitions_dropped: [], partitions_busy: true }),
         '1 min rolled up, partitions busy (a long query), next time');
+    assert.equal(describeRun({ refreshed_minutes: 0, partitions_made: 0, partitions_dropped: [], rejects_deleted: 12 }),
+        '0 min rolled up, 12 expired rejects deleted');
 });
 
 describe('octopus-maintenance in Node-RED', () => {
@@ -100,7 +103,7 @@ describe('octopus-maintenance in Node-RED', () => {
         const flow = [
             { id: 'tab', type: 'tab', label: 'test' },
             { id: 'db', type: 'octopus-db', name: 'test db' },
-            { id: 'm', type: 'octopus-maintenance', z: 'tab', db: 'db', intervalS: '1', rawDays: '7', rollupDays: '90', wires: [['out']] },
+            { id: 'm', type: 'octopus-maintenance', z: 'tab', db: 'db', intervalS: '1', rawDays: '7', rollupDays: '90', rejectDays: '2', wires: [['out']] },
             { id: 'out', type: 'helper', z: 'tab' },
         ];
         const queries = [];
@@ -118,8 +121,8 @@ describe('octopus-maintenance in Node-RED', () => {
             });
         });
         await received;
-        assert.match(queries[queries.length - 1].text, /run_maintenance\(\$1::int, \$2::int\)/);
-        assert.deepEqual(queries[queries.length - 1].values, [7, 90]);
+        assert.match(queries[queries.length - 1].text, /run_maintenance\(\$1::int, \$2::int, \$3::int\)/);
+        assert.deepEqual(queries[queries.length - 1].values, [7, 90, 2]);
     });
 });
 
@@ -161,5 +164,32 @@ if (!URL) {
         assert.deepEqual(result.partitions_dropped, [`measurements_${day}`]);
         assert.equal((await db.client.query('SELECT count(*)::int AS n FROM measurements')).rows[0].n, 0);
         assert.equal((await rollup()).length, 3);
+    });
+
+    it('deletes the rejects past their retention, oldest first, and keeps the rest', async () => {
+        await db.client.query('DELETE FROM rejects');
+        const days = [45, 31, 29, 0];
+        for (const d of days) {
+            await db.client.query(
+                "INSERT INTO rejects (received_at, topic, reason, payload, payload_size) VALUES (now() - $1 * interval '1 day', $2, 'not a number', '\\x78', 1)",
+                [d, `planta/sala/d${d}/temperatura`]);
+        }
+        const kept = async () => (await db.client.query('SELECT topic FROM rejects ORDER BY received_at')).rows.map((r) => r.topic);
+        let result = await runMaintenance(db.client, { rawDays: 0, rollupDays: 0, rejectDays: 0 });
+        assert.equal(result.rejects_deleted, 0, '0 keeps them for ever');
+        assert.equal((await kept()).length, 4);
+        result = await runMaintenance(db.client, { rawDays: 0, rollupDays: 0, rejectDays: 30 });
+        assert.equal(result.rejects_deleted, 2);
+        assert.deepEqual(await kept(), ['planta/sala/d29/temperatura', 'planta/sala/d0/temperatura']);
+        // the two-argument form that tools and tests call keeps every reject
+        const two = (await db.client.query('SELECT run_maintenance(1, 1) AS r')).rows[0].r;
+        assert.equal(two.rejects_deleted, 0);
+        assert.equal((await kept()).length, 2);
+        // a backlog (the upkeep was down) goes over several runs, not in one long transaction
+        await db.client.query(
+            "INSERT INTO rejects (received_at, topic, reason, payload, payload_size) SELECT now() - interval '40 days', 'x', 'y', '\\x78', 1 FROM generate_series(1, 100005)");
+        assert.equal((await runMaintenance(db.client, { rawDays: 0, rollupDays: 0, rejectDays: 30 })).rejects_deleted, 100000);
+        assert.equal((await runMaintenance(db.client, { rawDays: 0, rollupDays: 0, rejectDays: 30 })).rejects_deleted, 5);
+        assert.equal((await kept()).length, 2);
     });
 });

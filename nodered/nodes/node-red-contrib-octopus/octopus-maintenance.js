@@ -1,7 +1,7 @@
 'use strict';
 /**
  * octopus-maintenance: keeps the database in shape on a timer (lib/maintenance.js): per-minute
- * rollups, partitions ahead of time, retention. Several Node-RED workers may each run one;
+ * rollups, partitions ahead of time, retention of readings, rollups and rejects. Several Node-RED workers may each run one;
  * the database lets one run at a time and the others skip.
  *
  * Output: run_maintenance()'s result after each run that did something.
@@ -22,8 +22,9 @@ module.exports = function registerOctopusMaintenance(RED) {
         }
         const { settings, problems } = resolveMaintenanceSettings(config, process.env);
         for (const p of problems) node.error(`octopus-maintenance settings: ${p}`);
-        node.log(`every ${settings.intervalS} s; raw readings kept ${settings.rawDays || 'forever'} days, ` +
-            `rollups ${settings.rollupDays || 'forever'} days (0 = forever)`);
+        const kept = (days) => (days ? `${days} days` : 'for ever');
+        node.log(`every ${settings.intervalS} s; raw readings kept ${kept(settings.rawDays)}, ` +
+            `rollups ${kept(settings.rollupDays)}, rejects ${kept(settings.rejectDays)}`);
 
         let failing = false;
         const job = schedule(() => runMaintenance(db.getPool(), settings), settings.intervalS * 1000, {
@@ -33,7 +34,9 @@ module.exports = function registerOctopusMaintenance(RED) {
                 node.status({ fill: 'green', shape: 'dot', text: `${describeRun(result)} (${ms} ms)` });
                 const dropped = (result && result.partitions_dropped) || [];
                 if (dropped.length) node.log(`retention: dropped ${dropped.join(', ')}`);
-                if (result && !result.skipped && (result.refreshed_minutes || result.partitions_made || dropped.length)) {
+                const rejectsGone = (result && result.rejects_deleted) || 0;
+                if (rejectsGone) node.log(`retention: deleted ${rejectsGone} rejects`);
+                if (result && !result.skipped && (result.refreshed_minutes || result.partitions_made || dropped.length || rejectsGone)) {
                     node.send({ topic: 'octopus/maintenance', payload: result });
                 }
             },

@@ -1,8 +1,9 @@
 'use strict';
 /**
- * The database's periodic upkeep: one call of run_maintenance(raw_days, rollup_days)
- * (postgres/migrations/004) every interval — rollups of finished minutes, partitions made
- * ahead, partitions past retention dropped. Plain module: no Node-RED.
+ * The database's periodic upkeep: one call of run_maintenance(raw_days, rollup_days,
+ * reject_days) (postgres/migrations/004, 013) every interval — rollups of finished minutes,
+ * partitions made ahead, partitions and rejects past retention dropped. Plain module: no
+ * Node-RED.
  *
  * Runs never overlap (lib/schedule.js: a slow run delays the next instead of piling up
  * connections), and a failed run (database down) is reported and retried at the next tick:
@@ -12,13 +13,14 @@
 
 const { wholeNumberSettings } = require('./node-settings');
 
-const MAINTENANCE_SQL = 'SELECT run_maintenance($1::int, $2::int) AS result';
+const MAINTENANCE_SQL = 'SELECT run_maintenance($1::int, $2::int, $3::int) AS result';
 
 // [setting, node property, environment variable, default, minimum]
 const SETTINGS = [
     ['intervalS', 'intervalS', 'MAINTENANCE_INTERVAL_S', 10, 1],
     ['rawDays', 'rawDays', 'RETENTION_RAW_DAYS', 30, 0],
     ['rollupDays', 'rollupDays', 'RETENTION_ROLLUP_DAYS', 365, 0],
+    ['rejectDays', 'rejectDays', 'RETENTION_REJECTS_DAYS', 30, 0],
 ];
 
 /** Settings from node `config`, else `env`, else the default: {settings, problems}. */
@@ -28,8 +30,8 @@ function resolveMaintenanceSettings(config, env) {
 }
 
 /** One maintenance run on `queryable` (a pg Pool): resolves to run_maintenance()'s JSON. */
-async function runMaintenance(queryable, { rawDays, rollupDays }) {
-    const result = await queryable.query(MAINTENANCE_SQL, [rawDays, rollupDays]);
+async function runMaintenance(queryable, { rawDays, rollupDays, rejectDays }) {
+    const result = await queryable.query(MAINTENANCE_SQL, [rawDays, rollupDays, rejectDays]);
     return result.rows[0].result;
 }
 
@@ -40,6 +42,7 @@ function describeRun(result) {
     if (result.partitions_made) parts.push(`${result.partitions_made} partitions made`);
     const dropped = (result.partitions_dropped || []).length;
     if (dropped) parts.push(`${dropped} expired partitions dropped`);
+    if (result.rejects_deleted) parts.push(`${result.rejects_deleted} expired rejects deleted`);
     if (result.partitions_busy) parts.push('partitions busy (a long query), next time');
     return parts.join(', ');
 }
