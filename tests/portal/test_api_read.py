@@ -150,6 +150,27 @@ def test_aggregates_match_values_computed_from_the_raw_rows(api, db):
     assert {m["max_device"] for m in one_room["minutes"]} == {"oficina/sala/sensor1"}
 
 
+def test_an_aggregate_without_a_group_is_limited_in_rows_with_a_way_out(api, db):
+    """300 sensors of one name in 300 rooms: no pre-aggregated group serves `+/+/sensor`, so
+    each attribute's minutes are read one by one; 31 days of them is refused with how far
+    the range may go, 7 days is answered, and the same 31 days over every device (a group)
+    is answered too."""
+    rooms = [f"sala{i:03}" for i in range(300)]
+    ingest(db, readings=[("planta", room, "sensor", "temperatura", T0, float(i), None, "°C")
+                         for i, room in enumerate(rooms)])
+    month = {"from": "2026-10-24T00:00:00Z", "to": "2026-11-24T00:00:00Z"}
+    body = get(api, "/api/v1/aggregates", 400, devices="+/+/sensor", attribute="temperatura",
+               **month)
+    assert "300 attributes over 31 days" in body["error"], body
+    assert "at most 23 days, 8:00:00 at a time" in body["error"], body
+    assert "whole site" in body["error"], body
+    week = get(api, "/api/v1/aggregates", devices="+/+/sensor", attribute="temperatura",
+               **{"from": "2026-11-17T00:00:00Z", "to": "2026-11-24T00:00:00Z"})
+    assert [(m["n"], m["min"], m["max"]) for m in week["minutes"]] == [(300, 0.0, 299.0)]
+    everything = get(api, "/api/v1/aggregates", devices="#", attribute="temperatura", **month)
+    assert sum(m["n"] for m in everything["minutes"]) == 300 + 36  # and the fixture's 36
+
+
 BAD_REQUESTS = [
     # (path, params, status, words the message must contain)
     ("/api/v1/history", {"topic": "oficina/servidores/nobody/temperatura"}, 404, "no readings"),

@@ -18,6 +18,11 @@ RESOLUTIONS = ("raw", "minute", "hour")
 RAW_MAX = timedelta(days=2)
 EXPORT_RAW_MAX = timedelta(days=366)
 AGGREGATE_MAX = timedelta(days=31)
+# Rollup rows one aggregate may read when no pre-aggregated group serves the selection (a
+# device name across rooms, `+/room01/+`): each attribute's every minute, ~0.5 µs each here
+# (doc/performance.md, History queries). 1,000 attributes over 7 days is ~5 s; over 31 days
+# (45 million rows, ~23 s) a call would hold a database connection and a core for that long.
+AGGREGATE_UNGROUPED_MAX_ROWS = 1_000 * 7 * 24 * 60
 
 
 class SelectionError(ValueError):
@@ -223,6 +228,8 @@ def aggregate(conn, selection, start, end):
     check_range(start, end, AGGREGATE_MAX)
     group = selection.group()
     ids = [row["id"] for row in attributes(conn, selection)]
+    if group is None:
+        check_ungrouped_size(len(ids), start, end)
     params = {"ids": ids, "start": start, "end": end}
     sql = AGGREGATE_FROM_ATTRIBUTES_SQL
     if group is not None:
@@ -234,6 +241,20 @@ def aggregate(conn, selection, start, end):
     return [{"minute": r["minute"], "mean": r["mean"], "min": r["min"], "max": r["max"],
              "n": r["n"], "min_device": names.get(r["min_device_id"]),
              "max_device": names.get(r["max_device_id"])} for r in rows]
+
+
+def check_ungrouped_size(attribute_count, start, end):
+    """Raise SelectionError if an aggregate without a group would read more rollup rows
+    than AGGREGATE_UNGROUPED_MAX_ROWS, saying how far the range may go."""
+    minutes = int((end - start).total_seconds() // 60)
+    if attribute_count * minutes <= AGGREGATE_UNGROUPED_MAX_ROWS:
+        return
+    longest = timedelta(minutes=AGGREGATE_UNGROUPED_MAX_ROWS // attribute_count)
+    raise SelectionError(
+        f"{attribute_count:,} attributes over {end - start} is too much to aggregate one by "
+        f"one ({attribute_count * minutes:,} per-minute rows; at most "
+        f"{AGGREGATE_UNGROUPED_MAX_ROWS:,}): ask for at most {longest} at a time, or for a "
+        "whole site, a whole room or every device, which are aggregated ahead")
 
 
 def device_names(conn, ids):

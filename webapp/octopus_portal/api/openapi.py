@@ -144,7 +144,9 @@ PATHS = {
         ok("History", "The points, oldest first"), BAD_INPUT, NOT_FOUND),
     "/api/v1/aggregates": get(
         "Per-minute mean, min, max and count over several devices, with the devices that "
-        "had the min and the max (at most 31 days)", [DEVICES, ATTRIBUTE, FROM, TO],
+        "had the min and the max (at most 31 days; a filter that is not a whole site, a "
+        "whole room or every device reads each device's minutes: at most 10,080,000 of "
+        "them per call)", [DEVICES, ATTRIBUTE, FROM, TO],
         ok("Aggregates", "One row per minute that has readings"), BAD_INPUT, NOT_FOUND),
     "/api/v1/export.csv": get(
         "CSV file, streamed. raw (pattern, at most 366 days): time,site,room,device,"
