@@ -1,8 +1,8 @@
 'use strict';
 /**
  * octopus-maintenance: keeps the database in shape on a timer (lib/maintenance.js): per-minute
- * rollups, partitions ahead of time, retention of readings, rollups and rejects. Several Node-RED workers may each run one;
- * the database lets one run at a time and the others skip.
+ * rollups, partitions ahead of time, retention of readings, rollups and rejects. Several
+ * Node-RED workers may each run one; the database lets one run at a time and the others skip.
  *
  * Output: run_maintenance()'s result after each run that did something.
  */
