@@ -105,12 +105,13 @@ def ensure_role_and_database(superuser_conninfo, user, password, database):
                 sql.Identifier(database), sql.Identifier(user)))
 
 
-def ensure_platform_roles(superuser_conninfo, logins):
+def ensure_platform_roles(superuser_conninfo, logins, statement_timeouts=None):
     """The group roles of migration 010 and the login roles that are their members.
 
-    `logins` maps a login role's name to (password, group). Safe to run twice: a missing
-    role is made, an existing one gets the password again (so a changed .env applies).
-    Run before the migrations, which grant to the groups.
+    `logins` maps a login role's name to (password, group); `statement_timeouts` a login
+    role's name to its statement_timeout ('30s'; '0': none). Safe to run twice: a
+    missing role is made, an existing one gets the password and the timeout again (so a
+    changed .env applies). Run before the migrations, which grant to the groups.
     """
     with psycopg.connect(superuser_conninfo, autocommit=True) as conn:
         for group in (FLOWS_GROUP, READER_GROUP):
@@ -123,3 +124,10 @@ def ensure_platform_roles(superuser_conninfo, logins):
                          .format(sql.SQL(verb), sql.Identifier(user), sql.Literal(password)))
             conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group),
                                                           sql.Identifier(user)))
+        for user, timeout in (statement_timeouts or {}).items():
+            if timeout == "0":
+                conn.execute(sql.SQL("ALTER ROLE {} RESET statement_timeout")
+                             .format(sql.Identifier(user)))
+            else:  # PostgreSQL refuses a value it cannot read, with the reason
+                conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = {}")
+                             .format(sql.Identifier(user), sql.Literal(timeout)))

@@ -107,7 +107,10 @@ class Stack:
             self.pg.superuser_conninfo()).close() or True)
         postgres.ensure_role_and_database(self.pg.superuser_conninfo(), self.config["PGUSER"],
                                           self.config["PGPASSWORD"], self.config["PGDATABASE"])
-        postgres.ensure_platform_roles(self.pg.superuser_conninfo(), self.database_logins())
+        postgres.ensure_platform_roles(
+            self.pg.superuser_conninfo(), self.database_logins(),
+            # empty: the default, as compose's ${GRAFANA_PG_STATEMENT_TIMEOUT:-30s} reads it
+            {self.config["GRAFANA_PGUSER"]: self.config["GRAFANA_PG_STATEMENT_TIMEOUT"] or "30s"})
 
     def database_logins(self):
         """Node-RED's and the dashboards' login roles: {name: (password, group role)}."""

@@ -18,6 +18,8 @@
 # Names and passwords come from OCTOPUS_DB_NAME, OCTOPUS_DB_USER, OCTOPUS_DB_PASSWORD
 # (PGDATABASE, PGUSER, PGPASSWORD of .env), NODERED_PGUSER, NODERED_PGPASSWORD,
 # GRAFANA_PGUSER, GRAFANA_PGPASSWORD; psql quotes them (%I, %L), nothing is pasted into SQL.
+# GRAFANA_PG_STATEMENT_TIMEOUT (default 30s; 0: none) becomes the dashboards' role's
+# statement_timeout, as launcher/postgres.py sets it natively.
 set -eu
 
 : "${OCTOPUS_DB_NAME:?OCTOPUS_DB_NAME is not set}"
@@ -45,7 +47,8 @@ psql --no-psqlrc -v ON_ERROR_STOP=1 --username "${POSTGRES_USER:-postgres}" --db
      -v app_db="$OCTOPUS_DB_NAME" -v app_user="$OCTOPUS_DB_USER" \
      -v app_password="$OCTOPUS_DB_PASSWORD" \
      -v nodered_user="$NODERED_PGUSER" -v nodered_password="$NODERED_PGPASSWORD" \
-     -v grafana_user="$GRAFANA_PGUSER" -v grafana_password="$GRAFANA_PGPASSWORD" <<'SQL'
+     -v grafana_user="$GRAFANA_PGUSER" -v grafana_password="$GRAFANA_PGPASSWORD" \
+     -v grafana_timeout="${GRAFANA_PG_STATEMENT_TIMEOUT:-30s}" <<'SQL'
 SELECT format('CREATE ROLE %I NOLOGIN', grp)
   FROM unnest(ARRAY['octopus_flows', 'octopus_reader']) AS grp
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = grp) \gexec
@@ -56,6 +59,10 @@ SELECT format('%s ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L'
   FROM (VALUES (:'app_user', :'app_password', NULL),
                (:'nodered_user', :'nodered_password', 'octopus_flows'),
                (:'grafana_user', :'grafana_password', 'octopus_reader')) AS login(name, password, grp) \gexec
+SELECT CASE WHEN :'grafana_timeout' = '0'
+            THEN format('ALTER ROLE %I RESET statement_timeout', :'grafana_user')
+            ELSE format('ALTER ROLE %I SET statement_timeout = %L', :'grafana_user', :'grafana_timeout')
+       END \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'app_db', :'app_user')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'app_db') \gexec
 SQL

@@ -50,9 +50,10 @@ def names(pg_cluster):
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(made[role])))
 
 
-def run_script(pg_cluster, names, **passwords):
+def run_script(pg_cluster, names, timeout=None, **passwords):
     """The script as the image runs it: psql as the superuser; names and passwords in the
-    environment under the names docker-compose.yaml gives them."""
+    environment under the names docker-compose.yaml gives them; GRAFANA_PG_STATEMENT_TIMEOUT
+    if `timeout` is given (else unset, as with an .env older than it)."""
     env = {"PATH": os.environ["PATH"], "PGHOST": pg_cluster.bind, "PGPORT": str(pg_cluster.port),
            "PGPASSWORD": pg_cluster.superuser_password, "POSTGRES_USER": postgres.SUPERUSER,
            "OCTOPUS_DB_NAME": names["db"], "OCTOPUS_DB_USER": names["owner"],
@@ -61,6 +62,8 @@ def run_script(pg_cluster, names, **passwords):
            "NODERED_PGPASSWORD": passwords.get("nodered", "nodered-pw"),
            "GRAFANA_PGUSER": names["grafana"],
            "GRAFANA_PGPASSWORD": passwords.get("grafana", "grafana-pw")}
+    if timeout is not None:
+        env["GRAFANA_PG_STATEMENT_TIMEOUT"] = timeout
     return subprocess.run(["sh", str(SCRIPT)], env=env, capture_output=True, text=True,
                           timeout=60)
 
@@ -92,6 +95,18 @@ def test_init_script_makes_every_role_and_can_run_again(pg_cluster, names):
         assert conn.execute("SELECT pg_has_role(current_user, %s, 'USAGE')",
                             (postgres.READER_GROUP,)).fetchone()[0]
         conn.execute("SELECT count(*) FROM measurements")
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",), "the default"
+    limited = run_script(pg_cluster, names, timeout="200ms", nodered="new-nodered-pw")
+    assert limited.returncode == 0, limited.stderr
+    with login(pg_cluster, names["grafana"], "grafana-pw", names["db"]) as conn:
+        with pytest.raises(psycopg.errors.QueryCanceled, match="statement timeout"):
+            conn.execute("SELECT pg_sleep(2)")
+    assert run_script(pg_cluster, names, timeout="0", nodered="new-nodered-pw").returncode == 0
+    with login(pg_cluster, names["grafana"], "grafana-pw", names["db"]) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",), "0: none"
+    assert run_script(pg_cluster, names, timeout="", nodered="new-nodered-pw").returncode == 0
+    with login(pg_cluster, names["grafana"], "grafana-pw", names["db"]) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",), "empty: default"
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         login(pg_cluster, names["nodered"], "nodered-pw", names["db"])
     with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as conn:

@@ -3,6 +3,8 @@ of octopus_flows), not the owner's, and the owner's password is not in its envir
 ingest, Modbus and alerts still work on that role, the other integration tests show."""
 from pathlib import Path
 
+import psycopg
+
 from tests.integration.conftest import wait_for
 
 
@@ -30,3 +32,17 @@ def test_nodered_process_has_no_owner_or_superuser_password(platform):
     for secret in ("PGPASSWORD", "PG_SUPERUSER_PASSWORD", "GRAFANA_PGPASSWORD",
                    "PORTAL_SECRET_KEY"):
         assert platform.config[secret] not in environ.values(), secret
+
+
+def test_dashboards_queries_stop_at_the_configured_timeout(platform):
+    """A Grafana panel over months of raw readings would take a core from the ingest for as
+    long as it runs: the dashboards' role stops each statement at
+    GRAFANA_PG_STATEMENT_TIMEOUT (30s), as the launcher set it."""
+    c = platform.config
+    assert c["GRAFANA_PG_STATEMENT_TIMEOUT"] == "30s"
+    with psycopg.connect(host=c["PGHOST"], port=c["PGPORT"], dbname=c["PGDATABASE"],
+                         user=c["GRAFANA_PGUSER"], password=c["GRAFANA_PGPASSWORD"]) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
+    owner, = platform.query("SHOW statement_timeout")
+    assert owner == ("0",), "the portal's exports are not limited"
+

@@ -292,6 +292,28 @@ def test_launcher_makes_the_roles_safely_twice_and_applies_a_new_password(pg_clu
             conn.execute("DROP ROLE IF EXISTS test_nodered_twice")
 
 
+def test_launcher_sets_and_clears_a_login_roles_statement_timeout(pg_cluster, fresh_db):
+    superuser = pg_cluster.superuser_conninfo()
+    login = dict(host=pg_cluster.bind, port=pg_cluster.port, dbname=fresh_db["dbname"],
+                 user="test_grafana_timeout", password="pw")
+    try:
+        postgres.ensure_platform_roles(superuser, {login["user"]: ("pw", READER)},
+                                       {login["user"]: "200ms"})
+        with psycopg.connect(**login) as conn:
+            with pytest.raises(errors.QueryCanceled, match="statement timeout"):
+                conn.execute("SELECT pg_sleep(2)")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            postgres.ensure_platform_roles(superuser, {login["user"]: ("pw", READER)},
+                                           {login["user"]: "half a minute"})
+        postgres.ensure_platform_roles(superuser, {login["user"]: ("pw", READER)},
+                                       {login["user"]: "0"})
+        with psycopg.connect(**login) as conn:
+            assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+    finally:
+        with psycopg.connect(superuser, autocommit=True) as conn:
+            conn.execute("DROP ROLE IF EXISTS test_grafana_timeout")
+
+
 def stack(tmp_path, **changes):
     """A Stack (nothing started) for an external server, with `changes` to its settings."""
     config = dict(isolated_config(), OCTOPUS_PG_LOCAL="false")
