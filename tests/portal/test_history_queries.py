@@ -182,3 +182,28 @@ def test_bad_ranges_are_explained():
     assert history.pick_resolution(t - timedelta(hours=1), t) == "raw"
     assert history.pick_resolution(t - timedelta(days=7), t) == "minute"
     assert history.pick_resolution(t - timedelta(days=30), t) == "hour"
+
+
+def test_a_raw_export_over_days_is_in_time_order_and_one_snapshot(conn, fresh_db):
+    """Read a day at a time (history.export_raw), the file is still every reading of the
+    range in time order; and a reading stored while the file is being written, into a day
+    not read yet, is not in it, as it would not be in the answer of one query."""
+    start = datetime(2026, 11, 20, 22, 0, tzinfo=timezone.utc)
+    rng = random.Random(7)
+    readings = [(device, "temperatura", start + timedelta(seconds=rng.randrange(3 * 86400)),
+                 float(i)) for i, device in enumerate(DEVICES * 40)]
+    store(conn, readings)
+    end = start + timedelta(days=3)
+    rows = history.export_raw(conn, Selection.parse("#"), start + timedelta(hours=1), end)
+    first = next(rows)
+    with psycopg.connect(**fresh_db, autocommit=True) as other:  # stored meanwhile
+        store(other, [(DEVICES[0], "temperatura", end - timedelta(minutes=1), -1.0)])
+    exported = [first, *rows]
+    expected = sorted((ts, (s, r, d), v) for (s, r, d), _, ts, v in readings
+                      if ts >= start + timedelta(hours=1))
+    assert [(r["ts"], (r["site"], r["room"], r["device"]), r["num"]) for r in exported] == \
+        expected, "every reading, oldest first, across 4 UTC days, and not the late one"
+    assert len({r["ts"].date() for r in exported}) == 4
+    assert list(history.utc_days(start, start + timedelta(hours=3))) == [
+        (start, start + timedelta(hours=2)),
+        (start + timedelta(hours=2), start + timedelta(hours=3))]

@@ -275,11 +275,28 @@ SELECT m.ts, d.site, d.room, d.name AS device, a.name AS attribute, m.num, m.txt
 
 def export_raw(conn, selection, start, end, batch=5000):
     """Every stored reading of the selection in [start, end), oldest first, as a generator
-    that holds at most `batch` rows (a server-side cursor, inside a transaction)."""
+    that holds at most `batch` rows (a server-side cursor, inside a transaction).
+
+    One query per UTC day (a partition of `measurements`), in order: the file is in time
+    order all the same, but PostgreSQL sorts a day at a time, so the first row leaves after
+    one day's sort rather than the whole range's (a month of 1,000 devices is ~86 million
+    rows: minutes and gigabytes of temporary files before the first byte). The days are read
+    in one REPEATABLE READ transaction: one snapshot, as one query had."""
     check_range(start, end, EXPORT_RAW_MAX)
     ids = [row["id"] for row in attributes(conn, selection)]
     with conn.transaction():
-        with conn.cursor(name="octopus_export") as cur:
-            cur.itersize = batch
-            cur.execute(EXPORT_RAW_SQL, {"ids": ids, "start": start, "end": end})
-            yield from cur
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        for day_start, day_end in utc_days(start, end):
+            with conn.cursor(name="octopus_export") as cur:
+                cur.itersize = batch
+                cur.execute(EXPORT_RAW_SQL, {"ids": ids, "start": day_start, "end": day_end})
+                yield from cur
+
+
+def utc_days(start, end):
+    """[start, end) cut at every UTC midnight: (from, to) pairs, in order."""
+    while start < end:
+        midnight = start.astimezone(timezone.utc).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0) + timedelta(days=1)
+        yield start, min(midnight, end)
+        start = min(midnight, end)
