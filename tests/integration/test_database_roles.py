@@ -45,4 +45,3 @@ def test_dashboards_queries_stop_at_the_configured_timeout(platform):
         assert conn.execute("SHOW statement_timeout").fetchone() == ("30s",)
     owner, = platform.query("SHOW statement_timeout")
     assert owner == ("0",), "the portal's exports are not limited"
-
