@@ -33,7 +33,7 @@ EVERYONE_READS = {
     "modbus.recloser", "alerts.index", "alerts.snapshot", "alerts.count", "alerts.detail",
     "alert_rules.index", "commands.page", "api_docs.docs", "api_docs.asset",
     "api_docs.static", "api.openapi_json", "api.devices", "api.attributes", "api.latest",
-    "api.series", "api.aggregates", "api.export_csv",
+    "api.series", "api.aggregates", "api.export_csv", "api.list_rejects",
     "health.healthz", "system.index", "system.figures_fragment", "metrics.metrics",
 }
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -1,9 +1,13 @@
-"""The rejects page: the latest messages the ingest refused, with why, and a safe preview."""
+"""The rejects page: the messages the ingest refused, newest first, with why and a safe
+preview; a topic filter finds one device's, and pages go back through the older ones."""
 import codecs
+import re
+from dataclasses import dataclass
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from .db import get_db
+from .history import SelectionError
 
 bp = Blueprint("rejects", __name__)
 
@@ -12,14 +16,90 @@ PREVIEW_CHARS = 120  # of a payload that is text
 PREVIEW_BYTES = 48   # of a payload that is not, shown as hex
 # Enough bytes for PREVIEW_CHARS characters of up to 4 UTF-8 bytes each, plus one.
 HEAD_BYTES = PREVIEW_CHARS * 4 + 4
+# The ingest keeps at most this much of a rejected payload (classify.js).
+KEPT_BYTES = 4096
 
+# Newest first, through the primary key (ids grow as rejects are stored); `before` is the
+# last id of the page before (keyset paging: a page further back costs what the first does).
 LATEST_SQL = """
 SELECT id, received_at, topic, reason, payload_size,
-       substring(payload FROM 1 FOR %s) AS head
+       substring(payload FROM 1 FOR %(head)s) AS head
   FROM rejects
- ORDER BY received_at DESC, id DESC
- LIMIT %s
+ WHERE (%(regex)s::text IS NULL OR topic ~ %(regex)s)
+   AND (%(before)s::bigint IS NULL OR id < %(before)s)
+ ORDER BY id DESC
+ LIMIT %(limit)s
 """
+
+
+@dataclass(frozen=True)
+class TopicFilter:
+    """An MQTT topic filter over the rejects' topics, whatever their depth: `planta/#`,
+    `+/+/sensor1/#`. Levels may be empty, as the topics of some rejects are."""
+    levels: tuple
+
+    @classmethod
+    def parse(cls, text):
+        """`text` as a filter; SelectionError if it is not one."""
+        if not text:
+            raise SelectionError("the topic filter is empty: e.g. planta/# or +/+/sensor1/#")
+        if "\x00" in text:  # no topic holds one (MQTT forbids it, PostgreSQL's text too)
+            raise SelectionError("the topic filter contains a NUL character")
+        levels = tuple(text.split("/"))
+        for i, level in enumerate(levels):
+            if level == "#" and i != len(levels) - 1:
+                raise SelectionError(f"topic filter {text!r}: # may only be the last level")
+            if level not in ("+", "#") and ("+" in level or "#" in level):
+                raise SelectionError(f"topic filter {text!r}: + and # stand for a whole level")
+        return cls(levels)
+
+    def regex(self):
+        """The filter as an anchored PostgreSQL regular expression; None for `#` (all)."""
+        if self.levels == ("#",):
+            return None
+        parts = []
+        for level in self.levels:
+            if level == "#":
+                return "^" + "/".join(parts) + "(/.*)?$"  # `a/#` also matches `a`, as in MQTT
+            parts.append("[^/]*" if level == "+" else literal(level))
+        return "^" + "/".join(parts) + "$"
+
+
+def literal(text):
+    """`text` matched as itself in a regular expression: every ASCII character that is not a
+    letter or digit escaped (in PostgreSQL's syntax, `\\` before such a character is that
+    character; only ASCII ones are ever special)."""
+    return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in text)
+
+
+def parse_cursor(text):
+    """A `before` cursor (a reject's id, as a page's 'older' link or the API's `next` gives
+    it) → the id; SelectionError if it is not one."""
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise SelectionError(f"'before' {text[:80]!r} is not a reject's id: take it from a "
+                             "page's 'older' link or the API's 'next'")
+    return int(text)
+
+
+def latest(conn, topic_filter=None, before=None, limit=LIMIT, head_bytes=HEAD_BYTES):
+    """(up to `limit` rejects newest first, matching `topic_filter` (a TopicFilter or None)
+    and older than the cursor `before`; the cursor of the next page, or None if no more)."""
+    rows = conn.execute(LATEST_SQL, {
+        "head": head_bytes, "regex": topic_filter.regex() if topic_filter else None,
+        "before": parse_cursor(before) if before else None, "limit": limit + 1}).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, str(rows[-1]["id"]) if more else None
+
+
+def decode_head(head, size):
+    """The text of a payload's first bytes, or None if they are not UTF-8. A payload cut short
+    (stored or fetched) may end inside a character: its incomplete end is left out."""
+    complete = len(head) >= size
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return None
 
 
 def visible(text):
@@ -40,26 +120,31 @@ def visible(text):
 def payload_preview(head, size):
     """("text", preview) if the payload is UTF-8, else ("hex", its first bytes in hex)."""
     head = bytes(head)
-    complete = len(head) >= size
-    try:
-        # A payload cut short (stored or fetched) may end inside a character: not final then.
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
-    except UnicodeDecodeError:
+    text = decode_head(head, size)
+    if text is None:
         shown = head[:PREVIEW_BYTES].hex(" ")
         return "hex", shown + (" …" if size > PREVIEW_BYTES else "")
-    cut = len(text) > PREVIEW_CHARS or not complete
+    cut = len(text) > PREVIEW_CHARS or len(head) < size
     return "text", visible(text[:PREVIEW_CHARS]) + ("…" if cut else "")
 
 
 @bp.get("/rejects")
 def index():
-    """The latest LIMIT rejects, newest first, and how many there are in all."""
+    """The rejects, newest first, LIMIT a page; `topic` filters them, `before` pages back."""
     db = get_db()
     total = db.execute("SELECT count(*) AS n FROM rejects").fetchone()["n"]
-    rows = db.execute(LATEST_SQL, (HEAD_BYTES, LIMIT)).fetchall()
+    topic, before = request.args.get("topic", "").strip(), request.args.get("before") or None
+    rows, older, problem = [], None, None
+    try:
+        topic_filter = TopicFilter.parse(topic) if topic else None
+        rows, older = latest(db, topic_filter, before)
+    except SelectionError as exc:
+        problem = str(exc)
     rejects = []
     for row in rows:
         kind, preview = payload_preview(row["head"], row["payload_size"])
-        rejects.append({**row, "topic": visible(row["topic"]), "preview_kind": kind,
+        rejects.append({**row, "shown_topic": visible(row["topic"]), "preview_kind": kind,
                         "preview": preview})
-    return render_template("rejects.html", rejects=rejects, total=total, limit=LIMIT)
+    page = render_template("rejects.html", rejects=rejects, total=total, limit=LIMIT,
+                           topic=topic, before=before, older=older, problem=problem)
+    return page, 400 if problem else 200

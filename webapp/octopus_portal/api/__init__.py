@@ -15,7 +15,7 @@ from . import auth, errors  # noqa: E402  (they need bp)
 bp.before_request(auth.authenticate)
 errors.register_on_blueprint(bp)
 
-from . import docs, export, ingest, openapi, read  # noqa: E402,F401  (their routes)
+from . import docs, export, ingest, openapi, read, rejects  # noqa: E402,F401  (their routes)
 
 
 def init_app(app):

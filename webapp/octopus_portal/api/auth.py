@@ -16,7 +16,6 @@ from flask_login import UserMixin, current_user
 
 from ..db import get_db
 from ..extensions import csrf, login_manager
-from ..history import Selection
 from ..keys import find_key
 from .errors import ApiError
 
@@ -138,15 +137,16 @@ def caller_site():
 
 
 def narrow(selection):
-    """`selection` limited to the caller's site; ApiError 403 if it names another site."""
+    """`selection` (a history.Selection or a rejects.TopicFilter: its topic levels) limited to
+    the caller's site; ApiError 403 if it names another site."""
     site = caller_site()
     if site is None:
         return selection
-    first = selection.levels[0]
+    first, kind = selection.levels[0], type(selection)
     if first == "#":
-        return Selection((site, "#"))
+        return kind((site, "#"))
     if first == "+":
-        return Selection((site,) + selection.levels[1:])
+        return kind((site,) + selection.levels[1:])
     if first != site:
         raise ApiError(403, f"this API key only covers site {site!r}")
     return selection

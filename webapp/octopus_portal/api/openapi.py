@@ -7,6 +7,7 @@ from flask import jsonify
 
 from . import bp
 from .ingest import MAX_READINGS
+from .rejects import DEFAULT_LIMIT, MAX_LIMIT
 
 TIME_EXAMPLE = "2026-11-22T12:00:00Z"
 
@@ -80,6 +81,19 @@ SCHEMAS = {
                        "from": {"type": "string", "format": "date-time"},
                        "to": {"type": "string", "format": "date-time"},
                        "minutes": {"type": "array", "items": ref("Minute")}}),
+    "Reject": obj({
+        "id": {"type": "integer"}, "received_at": {"type": "string", "format": "date-time"},
+        "topic": TEXT, "reason": {"type": "string", "description": "Why it was not stored"},
+        "size": {"type": "integer", "description": "The payload's size in bytes"},
+        "payload_base64": {"type": "string", "description": "The payload as kept: its first "
+                           "4,096 bytes"},
+        "payload_text": {**NULLABLE_TEXT, "description": "The kept payload as text; null if "
+                         "it is not UTF-8"},
+        "payload_cut": {"type": "boolean", "description": "true if only the first 4,096 "
+                        "bytes were kept"}}),
+    "Rejects": obj({"rejects": {"type": "array", "items": ref("Reject")},
+                    "next": {**NULLABLE_TEXT, "description": "`before` for the next page "
+                             "(older rejects); null on the last page"}}),
     "NewReading": {
         "type": "object", "required": ["topic", "value"], "additionalProperties": False,
         "properties": {
@@ -164,6 +178,17 @@ PATHS = {
                example="Europe/Lisbon")],
         {"description": "The CSV file (Content-Disposition: attachment)",
          "content": {"text/csv": {"schema": {"type": "string"}}}}, BAD_INPUT, NOT_FOUND),
+    "/api/v1/rejects": get(
+        "The messages the ingest refused (wrong topic, unreadable payload, ...), newest "
+        "first, with the reason and the payload; a page at a time",
+        [param("topic", "MQTT topic filter over the rejects' topics, of any depth: names, "
+               "`+` for one level, `#` (last) for the rest", minLength=1, default="#",
+               example="planta/#"),
+         param("before", "Only rejects older than this: the `next` of the page before",
+               pattern="^[0-9]{1,18}$"),
+         param("limit", "Rejects per page", type="integer", minimum=1, maximum=MAX_LIMIT,
+               default=DEFAULT_LIMIT)],
+        ok("Rejects", "The page"), BAD_INPUT),
     "/api/v1/readings": {"post": {
         "summary": "Send readings (scope write): each is published to MQTT at QoS 1, and "
                    "the ingest validates and stores it as a device's (or records a reject)",
@@ -185,9 +210,9 @@ def document():
     return {
         "openapi": "3.0.3",
         "info": {"title": "Octopus REST API", "version": "1",
-                 "description": "Devices, history, aggregates, CSV export and HTTP ingest. "
-                                "Keys: portal page /keys (admins). Alerts are not in the API "
-                                "yet. More: doc/api.md."},
+                 "description": "Devices, history, aggregates, CSV export, rejects and HTTP "
+                                "ingest. Keys: portal page /keys (admins). Alerts are not in "
+                                "the API yet. More: doc/api.md."},
         "paths": PATHS,
         "components": {"schemas": SCHEMAS, "securitySchemes": {
             "bearerKey": {"type": "http", "scheme": "bearer",
