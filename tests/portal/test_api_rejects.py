@@ -70,10 +70,10 @@ def test_a_topic_filter_and_a_site_key(client, rejects):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"limit": "0"}, "'limit' '0' must be a whole number from 1 to 1000"),
-    ({"limit": "1001"}, "from 1 to 1000"),
-    ({"limit": "ten"}, "from 1 to 1000"),
-    ({"before": "2026-11-22"}, "is not a reject's id"),
+    ({"limit": "0"}, "'limit' '0' must be a whole number from 1 to 1,000"),
+    ({"limit": "1001"}, "from 1 to 1,000"),
+    ({"limit": "ten"}, "from 1 to 1,000"),
+    ({"before": "2026-11-22"}, "'before' '2026-11-22' must be a whole number from 0 to"),
     ({"topic": "planta/#/x"}, "# may only be the last level"),
     ({"topic": ""}, "'topic' is empty"),
 ])

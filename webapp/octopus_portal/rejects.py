@@ -72,24 +72,15 @@ def literal(text):
     return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in text)
 
 
-def parse_cursor(text):
-    """A `before` cursor (a reject's id, as a page's 'older' link or the API's `next` gives
-    it) → the id; SelectionError if it is not one."""
-    if not re.fullmatch(r"[0-9]{1,18}", text):
-        raise SelectionError(f"'before' {text[:80]!r} is not a reject's id: take it from a "
-                             "page's 'older' link or the API's 'next'")
-    return int(text)
-
-
 def latest(conn, topic_filter=None, before=None, limit=LIMIT, head_bytes=HEAD_BYTES):
-    """(up to `limit` rejects newest first, matching `topic_filter` (a TopicFilter or None)
-    and older than the cursor `before`; the cursor of the next page, or None if no more)."""
+    """(up to `limit` rejects newest first, matching `topic_filter` (a TopicFilter or None),
+    with ids below `before` if given; the id the next page starts below, or None if none)."""
     rows = conn.execute(LATEST_SQL, {
         "head": head_bytes, "regex": topic_filter.regex() if topic_filter else None,
-        "before": parse_cursor(before) if before else None, "limit": limit + 1}).fetchall()
+        "before": before, "limit": limit + 1}).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, str(rows[-1]["id"]) if more else None
+    return rows, rows[-1]["id"] if more else None
 
 
 def decode_head(head, size):
@@ -133,7 +124,9 @@ def index():
     """The rejects, newest first, LIMIT a page; `topic` filters them, `before` pages back."""
     db = get_db()
     total = db.execute("SELECT count(*) AS n FROM rejects").fetchone()["n"]
-    topic, before = request.args.get("topic", "").strip(), request.args.get("before") or None
+    topic, before = request.args.get("topic", "").strip(), request.args.get("before", "")
+    # an id from the "Older rejects" link; anything else shows the newest page (as audit.py)
+    before = int(before) if re.fullmatch(r"[0-9]{1,18}", before) else None
     rows, older, problem = [], None, None
     try:
         topic_filter = TopicFilter.parse(topic) if topic else None

@@ -7,7 +7,7 @@ from flask import jsonify
 
 from . import bp
 from .ingest import MAX_READINGS
-from .rejects import DEFAULT_LIMIT, MAX_LIMIT
+from .params import PAGE_DEFAULT, PAGE_MAX
 
 TIME_EXAMPLE = "2026-11-22T12:00:00Z"
 
@@ -38,10 +38,17 @@ DEVICES = param("devices", "Which devices: a filter of up to 3 levels (site/room
 ATTRIBUTE = param("attribute", "One attribute name.", required=True, minLength=1,
                   example="temperatura")
 
+BEFORE = param("before", "Only older entries: the `next` of the page before", type="integer",
+               minimum=0, maximum=10 ** 18 - 1)
+LIMIT = param("limit", "How many per page", type="integer", minimum=1, maximum=PAGE_MAX,
+              default=PAGE_DEFAULT)
+
 NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
 TEXT = {"type": "string"}
 NULLABLE_TEXT = {"type": "string", "nullable": True}
 NUMBER = {"type": "number"}
+NEXT = {"type": "integer", "nullable": True,
+        "description": "`before` for the next page (older entries); null on the last page"}
 VALUE = {"description": "A number, or the text of a state or boolean reading",
          "oneOf": [{"type": "number"}, {"type": "string"}]}
 
@@ -92,8 +99,7 @@ SCHEMAS = {
         "payload_cut": {"type": "boolean", "description": "true if only the first 4,096 "
                         "bytes were kept"}}),
     "Rejects": obj({"rejects": {"type": "array", "items": ref("Reject")},
-                    "next": {**NULLABLE_TEXT, "description": "`before` for the next page "
-                             "(older rejects); null on the last page"}}),
+                    "next": NEXT}),
     "NewReading": {
         "type": "object", "required": ["topic", "value"], "additionalProperties": False,
         "properties": {
@@ -184,10 +190,7 @@ PATHS = {
         [param("topic", "MQTT topic filter over the rejects' topics, of any depth: names, "
                "`+` for one level, `#` (last) for the rest", minLength=1, default="#",
                example="planta/#"),
-         param("before", "Only rejects older than this: the `next` of the page before",
-               pattern="^[0-9]{1,18}$"),
-         param("limit", "Rejects per page", type="integer", minimum=1, maximum=MAX_LIMIT,
-               default=DEFAULT_LIMIT)],
+         BEFORE, LIMIT],
         ok("Rejects", "The page"), BAD_INPUT),
     "/api/v1/readings": {"post": {
         "summary": "Send readings (scope write): each is published to MQTT at QoS 1, and "

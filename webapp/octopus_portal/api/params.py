@@ -9,6 +9,7 @@ from ..history import Selection, check_range
 from .errors import ApiError, quoted
 
 DEFAULT_RANGE = timedelta(hours=24)
+PAGE_DEFAULT, PAGE_MAX = 100, 1000  # rows per page of a list that pages back by id
 # Times outside these are typos, and would overflow date arithmetic near year 1 or 9999.
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
@@ -73,6 +74,24 @@ def zone():
     except (ValueError, OSError, KeyError):  # KeyError: ZoneInfoNotFoundError
         raise ApiError(400, f"'tz' {quoted(name)} is not an IANA time zone, e.g. Europe/Lisbon "
                             "or UTC") from None
+
+
+def whole_number(name, default, low, high):
+    """An integer parameter from `low` to `high` (`default` if absent); ApiError 400 otherwise."""
+    raw = text(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
+        raise ApiError(400, f"'{name}' {quoted(raw)} must be a whole number from {low} to "
+                            f"{high:,}")
+    return int(raw)
+
+
+def page():
+    """(`limit`, `before`) of a list that pages back by id: how many (1 to PAGE_MAX), and
+    the `next` of the page before (None for the newest page); ApiError 400 if bad."""
+    return (whole_number("limit", PAGE_DEFAULT, 1, PAGE_MAX),
+            whole_number("before", None, 0, 10 ** 18 - 1))
 
 
 def pattern(name="pattern"):

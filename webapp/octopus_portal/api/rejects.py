@@ -7,19 +7,7 @@ from .. import rejects
 from ..db import get_db
 from . import bp
 from .auth import narrow
-from .errors import ApiError, quoted
-from .params import iso_utc, text
-
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-
-
-def limit():
-    """The `limit` parameter: a whole number from 1 to MAX_LIMIT; ApiError 400 otherwise."""
-    raw = text("limit", str(DEFAULT_LIMIT))
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise ApiError(400, f"'limit' {quoted(raw)} must be a whole number from 1 to {MAX_LIMIT}")
-    return int(raw)
+from .params import iso_utc, page, text
 
 
 def as_json(row):
@@ -37,6 +25,7 @@ def as_json(row):
 def list_rejects():
     """The rejects on topics matching `topic` (default every one), newest first."""
     topic_filter = narrow(rejects.TopicFilter.parse(text("topic", "#")))
-    rows, following = rejects.latest(get_db(), topic_filter, text("before"), limit(),
+    limit, before = page()
+    rows, following = rejects.latest(get_db(), topic_filter, before, limit,
                                      head_bytes=rejects.KEPT_BYTES)
     return jsonify(rejects=[as_json(r) for r in rows], next=following)
