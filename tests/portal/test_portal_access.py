@@ -21,7 +21,8 @@ PUBLIC = {"auth.login", "static", "health.healthz"}
 VIEWER_MAY_SEND = {"auth.login", "auth.logout", "account.change_password"}
 # What an operator may send on top (doc/security.md: acknowledge alerts, command devices,
 # and write readings through the API with their session).
-OPERATOR_MAY_SEND = {"alerts.acknowledge", "commands.send", "api.post_readings"}
+OPERATOR_MAY_SEND = {"alerts.acknowledge", "commands.send", "api.post_readings",
+                     "api.acknowledge"}
 # GET pages only admins may open (forms to change things, and lists that hold secrets or
 # name people). Every other GET endpoint must be in EVERYONE_READS.
 ADMIN_PAGES = {"keys.index", "users.index", "audit.index", "alert_channels.index",
@@ -34,6 +35,7 @@ EVERYONE_READS = {
     "alert_rules.index", "commands.page", "api_docs.docs", "api_docs.asset",
     "api_docs.static", "api.openapi_json", "api.devices", "api.attributes", "api.latest",
     "api.series", "api.aggregates", "api.export_csv", "api.list_rejects",
+    "api.list_alerts", "api.one_alert",
     "health.healthz", "system.index", "system.figures_fragment", "metrics.metrics",
 }
 READ_METHODS = {"GET", "HEAD", "OPTIONS"}

@@ -123,25 +123,34 @@ def acknowledge(alert_id):
     """Acknowledge an alert (once: a second time changes nothing), then publish its state."""
     if not may_acknowledge():
         abort(403)
-    db = get_db()
-    user = current_user.username
-    with db.transaction():
-        row = db.execute(ACK_SQL, (user, alert_id)).fetchone()
-        if row is not None:
-            db.execute("INSERT INTO alert_events (alert_id, kind, actor)"
-                       " VALUES (%s, 'acknowledged', %s)", (alert_id, user))
+    row = record_acknowledgement(alert_id, current_user.username)
     if row is None:
         before = stored_alert(alert_id)
         flash(f"Alert {alert_id} was already acknowledged by {before['acked_by']}.", "info")
     else:
         flash(f"Alert {alert_id} acknowledged.", "info")
-        publish_state(row)
+        problem = publish_state(row)
+        if problem:
+            flash(f"Other pages will show it after a reload: {problem}.", "warning")
     target = request.form.get("next")
     return redirect(safe_next(target) if target else url_for("alerts.index"))
 
 
+def record_acknowledgement(alert_id, actor):
+    """Acknowledge an alert as `actor`, with its event; the updated row, or None if it was
+    acknowledged already (or does not exist)."""
+    db = get_db()
+    with db.transaction():
+        row = db.execute(ACK_SQL, (actor, alert_id)).fetchone()
+        if row is not None:
+            db.execute("INSERT INTO alert_events (alert_id, kind, actor)"
+                       " VALUES (%s, 'acknowledged', %s)", (alert_id, actor))
+    return row
+
+
 def publish_state(row):
-    """Publish an alert's new state; a failure is reported, the acknowledgement stands."""
+    """Publish an alert's new state; None, or what went wrong (logged: the acknowledgement
+    stands, and pages show it after a reload)."""
     state = alert_state(row)
     newest = row["rule_id"] is not None and get_db().execute(
         NEWEST_SQL, (row["id"],)).fetchone()["newest"]
@@ -151,4 +160,5 @@ def publish_state(row):
     except live.PublishError as exc:
         current_app.logger.warning("alert %s acknowledged, its state not published: %s",
                                    row["id"], exc)
-        flash(f"Other pages will show it after a reload: {exc}.", "warning")
+        return str(exc)
+    return None

@@ -80,9 +80,9 @@ class Selection:
             return self.levels
         return self.levels[:-1] + ("+",) * (5 - len(self.levels))
 
-    def where(self):
-        """SQL conditions on d (devices) and a (attributes), and their parameters."""
-        columns = ("d.site", "d.room", "d.name", "a.name")
+    def where(self, columns=("d.site", "d.room", "d.name", "a.name")):
+        """SQL conditions on the four levels' `columns` (by default d: devices and a:
+        attributes), and their parameters."""
         conditions, params = [], []
         for column, level in zip(columns, self.full()):
             if level != "+":

@@ -15,7 +15,8 @@ from . import auth, errors  # noqa: E402  (they need bp)
 bp.before_request(auth.authenticate)
 errors.register_on_blueprint(bp)
 
-from . import docs, export, ingest, openapi, read, rejects  # noqa: E402,F401  (their routes)
+# their routes
+from . import alerts, docs, export, ingest, openapi, read, rejects  # noqa: E402,F401
 
 
 def init_app(app):

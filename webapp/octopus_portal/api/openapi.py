@@ -7,6 +7,7 @@ from flask import jsonify
 
 from . import bp
 from .ingest import MAX_READINGS
+from .alerts import STATES as ALERT_STATES
 from .params import PAGE_DEFAULT, PAGE_MAX
 
 TIME_EXAMPLE = "2026-11-22T12:00:00Z"
@@ -42,6 +43,9 @@ BEFORE = param("before", "Only older entries: the `next` of the page before", ty
                minimum=0, maximum=10 ** 18 - 1)
 LIMIT = param("limit", "How many per page", type="integer", minimum=1, maximum=PAGE_MAX,
               default=PAGE_DEFAULT)
+
+ALERT_ID = {"name": "alert_id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}
 
 NULLABLE_TIME = {"type": "string", "format": "date-time", "nullable": True}
 TEXT = {"type": "string"}
@@ -100,6 +104,28 @@ SCHEMAS = {
                         "bytes were kept"}}),
     "Rejects": obj({"rejects": {"type": "array", "items": ref("Reject")},
                     "next": NEXT}),
+    "Alert": obj({
+        "id": {"type": "integer"}, "rule_id": {"type": "integer", "nullable": True,
+                                                "description": "null once the rule is deleted"},
+        "rule_name": TEXT, "site": TEXT, "room": TEXT, "device": TEXT,
+        "attribute": {"type": "string", "description": "`status` for an offline alert"},
+        "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+        "message": TEXT,
+        "state": {"type": "string", "enum": ["active", "acknowledged", "cleared"]},
+        "raised_at": {"type": "string", "format": "date-time"}, "raised_value": NULLABLE_TEXT,
+        "acked_at": NULLABLE_TIME, "acked_by": NULLABLE_TEXT, "cleared_at": NULLABLE_TIME,
+        "cleared_value": NULLABLE_TEXT, "flapping": {"type": "boolean"}}),
+    "Alerts": obj({"alerts": {"type": "array", "items": ref("Alert")}, "next": NEXT}),
+    "AlertHistory": obj({"alert": ref("Alert"), "events": {"type": "array", "items": obj({
+        "at": {"type": "string", "format": "date-time"},
+        "kind": {"type": "string", "enum": ["raised", "acknowledged", "cleared", "notified",
+                                            "suppressed", "flapping"]},
+        "value": NULLABLE_TEXT, "actor": NULLABLE_TEXT, "detail": NULLABLE_TEXT})}}),
+    "Acknowledged": obj({
+        "alert": ref("Alert"),
+        "changed": {"type": "boolean", "description": "false: it was acknowledged already"},
+        "published": {"type": "boolean", "nullable": True, "description": "whether the "
+                      "broker took the new state (portal pages, MQTT); null if unchanged"}}),
     "NewReading": {
         "type": "object", "required": ["topic", "value"], "additionalProperties": False,
         "properties": {
@@ -192,6 +218,23 @@ PATHS = {
                example="planta/#"),
          BEFORE, LIMIT],
         ok("Rejects", "The page"), BAD_INPUT),
+    "/api/v1/alerts": get(
+        "Alerts, newest first, a page at a time: by default those needing attention (open, "
+        "or cleared and not acknowledged), as the portal's Alerts page lists them",
+        [param("state", "attention: open, or cleared and not acknowledged; open: not "
+               "cleared; all", enum=list(ALERT_STATES), default="attention"),
+         PATTERN, BEFORE, LIMIT],
+        ok("Alerts", "The page"), BAD_INPUT),
+    "/api/v1/alerts/{alert_id}": get(
+        "One alert and its history: raised, notified, acknowledged, cleared...",
+        [ALERT_ID], ok("AlertHistory", "The alert and its events, oldest first"), NOT_FOUND),
+    "/api/v1/alerts/{alert_id}/ack": {"post": {
+        "summary": "Acknowledge an alert (scope write; in the portal, operators and admins), "
+                   "recorded as 'API key <name>' or the user's name. Once: a second call "
+                   "changes nothing",
+        "parameters": [ALERT_ID],
+        "responses": {"200": ok("Acknowledged", "The alert as it is now"), **COMMON_ERRORS,
+                      **NOT_FOUND}}},
     "/api/v1/readings": {"post": {
         "summary": "Send readings (scope write): each is published to MQTT at QoS 1, and "
                    "the ingest validates and stores it as a device's (or records a reject)",
@@ -213,9 +256,9 @@ def document():
     return {
         "openapi": "3.0.3",
         "info": {"title": "Octopus REST API", "version": "1",
-                 "description": "Devices, history, aggregates, CSV export, rejects and HTTP "
-                                "ingest. Keys: portal page /keys (admins). Alerts are not in "
-                                "the API yet. More: doc/api.md."},
+                 "description": "Devices, history, aggregates, CSV export, rejects, alerts "
+                                "and HTTP ingest. Keys: portal page /keys (admins). More: "
+                                "doc/api.md."},
         "paths": PATHS,
         "components": {"schemas": SCHEMAS, "securitySchemes": {
             "bearerKey": {"type": "http", "scheme": "bearer",
