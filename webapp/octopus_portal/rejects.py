@@ -124,7 +124,8 @@ def index():
     """The rejects, newest first, LIMIT a page; `topic` filters them, `before` pages back."""
     db = get_db()
     total = db.execute("SELECT count(*) AS n FROM rejects").fetchone()["n"]
-    topic, before = request.args.get("topic", "").strip(), request.args.get("before", "")
+    # not stripped: a topic may end in a space, and its link must find it
+    topic, before = request.args.get("topic", ""), request.args.get("before", "")
     # an id from the "Older rejects" link; anything else shows the newest page (as audit.py)
     before = int(before) if re.fullmatch(r"[0-9]{1,18}", before) else None
     rows, older, problem = [], None, None

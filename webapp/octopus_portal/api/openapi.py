@@ -6,8 +6,8 @@ OpenAPI 3.0 rather than 3.1: the Swagger UI we ship (swagger-ui-bundle 1.1.0, Sw
 from flask import jsonify
 
 from . import bp
-from .ingest import MAX_READINGS
 from .alerts import STATES as ALERT_STATES
+from .ingest import MAX_READINGS
 from .params import PAGE_DEFAULT, PAGE_MAX
 
 TIME_EXAMPLE = "2026-11-22T12:00:00Z"
