@@ -1,7 +1,8 @@
 """`python -m bench` (`./octopus bench`): measure the ingest against the bare broker and the
 usual tutorial flow, in one run, with one load generator; print the figures and the targets.
 `./octopus bench history`: the history queries on 100 million rows (bench/history.py).
-`./octopus bench modbus`: 100 simulated Modbus devices polled every second (bench/modbus.py)."""
+`./octopus bench modbus`: 100 simulated Modbus devices polled every second (bench/modbus.py).
+`./octopus bench footprint`: the memory of the whole native stack at rest (bench/footprint.py)."""
 import argparse
 import sys
 import time
@@ -17,8 +18,8 @@ from .loadgen import Load  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="./octopus bench", description=__doc__,
-                                epilog="./octopus bench history --help, ./octopus bench modbus --help: those "
-                                       "benchmarks' options")
+                                epilog="./octopus bench history --help, ./octopus bench modbus --help, "
+                                       "./octopus bench footprint --help: those benchmarks' options")
     p.add_argument("--messages", type=int, default=300_000,
                    help="messages in (a) bare broker and (c) Octopus ingest (default 300,000)")
     p.add_argument("--tutorial-messages", type=int, default=50_000,
@@ -53,6 +54,9 @@ def main(argv=None):
     if argv[:1] == ["modbus"]:
         from . import modbus
         return modbus.main(argv[1:])
+    if argv[:1] == ["footprint"]:
+        from . import footprint
+        return footprint.main(argv[1:])
     args = parse_args(argv)
     load = Load(messages=args.messages, processes=args.processes,
                 connections=args.connections, window=args.window, pace_ms=args.pace,

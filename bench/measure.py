@@ -1,5 +1,5 @@
-"""What the benchmark reads from /proc (CPU time of process trees, peak RSS, threads) and how
-it counts sequence numbers."""
+"""What the benchmark reads from /proc (CPU time and memory of process trees, peak RSS,
+threads) and how it counts sequence numbers."""
 import os
 from pathlib import Path
 
@@ -54,6 +54,32 @@ def tree_cpu_seconds(table, roots, exclude=()):
     short-lived PostgreSQL backends are not missed; a live one counts under its own pid.
     """
     return sum(table[p][2] for p in descendants(table, roots, exclude)) / CLOCK_TICKS
+
+
+def memory_kib(pid, proc=PROC):
+    """(RSS, PSS) of a process in KiB from /proc/<pid>/smaps_rollup; None if it is gone. PSS
+    shares each page among the processes that map it: summed over processes, what they
+    cost the machine (RSS counts shared memory, e.g. PostgreSQL's buffers, in each)."""
+    try:
+        text = (proc / str(pid) / "smaps_rollup").read_text()
+    except OSError:
+        return None
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss"):
+            values[key] = int(rest.split()[0])
+    return values.get("Rss", 0), values.get("Pss", 0)
+
+
+def tree_memory_kib(table, roots, proc=PROC):
+    """(RSS, PSS, processes) summed over the trees under `roots`, in KiB."""
+    rss = pss = count = 0
+    for pid in descendants(table, roots):
+        found = memory_kib(pid, proc)
+        if found is not None:
+            rss, pss, count = rss + found[0], pss + found[1], count + 1
+    return rss, pss, count
 
 
 class CpuMeter:

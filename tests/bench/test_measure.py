@@ -55,3 +55,23 @@ def test_machine_busy_time_leaves_out_idle_and_iowait():
     stat = "cpu  100 5 50 1000 70 3 2 10 0 0\ncpu0 1 2 3\n"
     assert measure.machine_busy_seconds(stat) * measure.CLOCK_TICKS == 170
     assert measure.machine_busy_seconds() > 0
+
+
+def test_memory_of_a_process_and_of_a_tree(tmp_path):
+    for pid, rss, pss in ((1, 900, 300), (2, 500, 100), (3, 40, 40)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "smaps_rollup").write_text(
+            f"55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:  {rss} kB\nPss:  {pss} kB\n"
+            f"Pss_Anon:  {pss // 2} kB\nShared_Clean:  0 kB\n")
+    table = {1: ("postgres", 0, 0), 2: ("postgres", 1, 0), 3: ("node", 0, 0),
+             4: ("postgres", 1, 0)}  # 4: gone before its memory was read
+    assert measure.memory_kib(2, proc=tmp_path) == (500, 100)
+    assert measure.memory_kib(4, proc=tmp_path) is None
+    assert measure.tree_memory_kib(table, [1], proc=tmp_path) == (1400, 400, 2)
+    assert measure.tree_memory_kib(table, [1, 3], proc=tmp_path) == (1440, 440, 3)
+
+
+def test_the_memory_of_this_very_process_is_read_from_proc():
+    rss, pss = measure.memory_kib(os.getpid())
+    assert 0 < pss <= rss
+    assert measure.status_kib(os.getpid(), "VmRSS") * 0.5 < rss
