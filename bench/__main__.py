@@ -18,8 +18,9 @@ from .loadgen import Load  # noqa: E402
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="./octopus bench", description=__doc__,
-                                epilog="./octopus bench history --help, ./octopus bench modbus --help, "
-                                       "./octopus bench footprint --help: those benchmarks' options")
+                                epilog="./octopus bench history --help, ./octopus bench modbus "
+                                       "--help, ./octopus bench footprint --help: those "
+                                       "benchmarks' options")
     p.add_argument("--messages", type=int, default=300_000,
                    help="messages in (a) bare broker and (c) Octopus ingest (default 300,000)")
     p.add_argument("--tutorial-messages", type=int, default=50_000,
