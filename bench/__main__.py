@@ -2,7 +2,8 @@
 usual tutorial flow, in one run, with one load generator; print the figures and the targets.
 `./octopus bench history`: the history queries on 100 million rows (bench/history.py).
 `./octopus bench modbus`: 100 simulated Modbus devices polled every second (bench/modbus.py).
-`./octopus bench footprint`: the memory of the whole native stack at rest (bench/footprint.py)."""
+`./octopus bench footprint`: the memory of the whole native stack at rest (bench/footprint.py).
+`./octopus bench live`: publish → browser latency of the live view (bench/live.py)."""
 import argparse
 import sys
 import time
@@ -19,8 +20,8 @@ from .loadgen import Load  # noqa: E402
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="./octopus bench", description=__doc__,
                                 epilog="./octopus bench history --help, ./octopus bench modbus "
-                                       "--help, ./octopus bench footprint --help: those "
-                                       "benchmarks' options")
+                                       "--help, ./octopus bench footprint --help, ./octopus bench "
+                                       "live --help: those benchmarks' options")
     p.add_argument("--messages", type=int, default=300_000,
                    help="messages in (a) bare broker and (c) Octopus ingest (default 300,000)")
     p.add_argument("--tutorial-messages", type=int, default=50_000,
@@ -58,6 +59,9 @@ def main(argv=None):
     if argv[:1] == ["footprint"]:
         from . import footprint
         return footprint.main(argv[1:])
+    if argv[:1] == ["live"]:
+        from . import live
+        return live.main(argv[1:])
     args = parse_args(argv)
     load = Load(messages=args.messages, processes=args.processes,
                 connections=args.connections, window=args.window, pace_ms=args.pace,
