@@ -18,7 +18,6 @@ the difference.
 import argparse
 import json
 import multiprocessing
-import pickle
 import re
 import selectors
 import socket
@@ -122,7 +121,7 @@ def _browsers(index, count, address, cookie, keep_to, ready, stop, results):
             for key, _ in sel.select(0.2):
                 key.data.read(time.monotonic(), kept if key.data is browsers[0] else None)
         if keep_to:
-            Path(keep_to).write_bytes(pickle.dumps(kept))
+            keep_events(Path(keep_to), kept)
         results.put(("done", index, [(b.keys, list(b.times)) for b in browsers], None))
     except Exception as exc:  # reported to the parent, which stops the run
         ready.put(("failed", index, f"{type(exc).__name__}: {exc}"))
@@ -319,7 +318,7 @@ def main(argv):
             counts.append(args.clients % per_process)
         ready, results, stop, go = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Event()
         published = ctx.Queue()
-        keep_to = stack.state_dir / "events.pickle"
+        keep_to = stack.state_dir / "events.jsonl"
         for i, n in enumerate(counts):
             procs.append(ctx.Process(target=_browsers, daemon=True, args=(
                 i, n, portal, cookie, str(keep_to) if i == 0 else None, ready, stop, results)))
@@ -358,7 +357,7 @@ def main(argv):
         watcher.close()
     finally:
         stop_all(procs)
-        events = pickle.loads(keep_to.read_bytes()) if keep_to.exists() else {}
+        events = kept_events(keep_to)
         stack.close()
     if errors:
         raise RuntimeError("browser processes failed: " + "; ".join(errors))
@@ -366,6 +365,20 @@ def main(argv):
     print(report(args, blocks, t0, t1, browsers, events, watcher.arrivals,
                  CpuMeter.delta(before, after)))
     return 0
+
+
+def keep_events(path, kept):
+    """Write {event key: message} as JSON, one event a line (the events are JSON text)."""
+    path.write_text("".join(json.dumps([length, crc, message.decode()]) + "\n"
+                            for (length, crc), message in kept.items()))
+
+
+def kept_events(path):
+    """{event key: message} as the first browser process kept them (empty if it did not)."""
+    if not path.exists():
+        return {}
+    rows = (json.loads(line) for line in path.read_text().splitlines())
+    return {(length, crc): message.encode() for length, crc, message in rows}
 
 
 def stop_all(procs):

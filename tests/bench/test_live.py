@@ -88,3 +88,11 @@ def test_latencies_pair_each_arrival_with_its_readings_send_times():
     lat, missing = live.latencies([(1.050, ("k", 1)), (1.060, ("other", 2))], readings_of, sent)
     assert (lat.n, missing) == (2, 1)
     assert round(lat.worst) == 50 and lat.percentile(1) == 40.5
+
+
+def test_kept_events_come_back_as_they_were_written(tmp_path):
+    a, b = event(1000, 1499), event(2000, 2499)
+    kept = {live.frame_key(a): a, live.frame_key(b): b}
+    live.keep_events(tmp_path / "events.jsonl", kept)
+    assert live.kept_events(tmp_path / "events.jsonl") == kept
+    assert live.kept_events(tmp_path / "none.jsonl") == {}
