@@ -9,7 +9,7 @@ from flask_login import current_user
 from psycopg.types.json import Jsonb
 
 from . import auth  # the module, not its names: auth imports this module too (logins)
-from .db import get_db
+from .db import first_page, get_db, page_start
 
 bp = Blueprint("audit", __name__)
 
@@ -88,16 +88,13 @@ def index():
     """The audit log, newest first, a page at a time; filtered by action prefix and user."""
     action = request.args.get("action", "").strip().rstrip(".")
     actor = request.args.get("user", "").strip()
-    before = request.args.get("before", "")
-    # a row id from the "Older entries" link; anything else shows the newest page
-    before_id = int(before) if re.fullmatch(r"[0-9]{1,18}", before) else None
+    before_id = page_start(request.args.get("before", ""))
     db = get_db()
     rows = db.execute(PAGE_SQL, {"action": action, "action_like": like_escaped(action) + ".%",
                                  "actor": actor, "before": before_id,
                                  "limit": PAGE_SIZE + 1}).fetchall()
     users = [r["username"] for r in db.execute("SELECT username FROM users ORDER BY username")]
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows, older = first_page(rows, PAGE_SIZE)
     return render_template("audit.html", rows=rows, action=action, actor=actor, users=users,
-                           older=rows[-1]["id"] if more else None, paged=before_id is not None,
+                           older=older, paged=before_id is not None,
                            shown=lambda detail: dumps(detail) if detail else "")

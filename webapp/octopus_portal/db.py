@@ -1,4 +1,7 @@
-"""PostgreSQL access: one connection pool per app, one pooled connection per request on `g`."""
+"""PostgreSQL access: one connection pool per app, one pooled connection per request on `g`,
+and the keyset paging (by id, newest first) of the lists that page back."""
+import re
+
 import click
 import psycopg
 from flask import current_app, g
@@ -70,3 +73,15 @@ def init_app(app):
     app.extensions[POOL] = pool
     app.teardown_appcontext(close_db)
     app.cli.add_command(init_db_command)
+
+
+def page_start(text):
+    """The id of a page's "older" link (its `before`); anything else: None, the newest page."""
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else None
+
+
+def first_page(rows, limit):
+    """Keyset paging by id, newest first: of `rows` fetched with LIMIT `limit` + 1, (the
+    first `limit`, the id the next page starts below, or None if there is no next page)."""
+    page = rows[:limit]
+    return page, page[-1]["id"] if len(rows) > limit else None

@@ -29,6 +29,16 @@ class SelectionError(ValueError):
     """A selection or range that cannot be answered; the message says what was wrong."""
 
 
+def check_wildcards(levels, named):
+    """SelectionError, starting with `named`, unless `levels` use MQTT's wildcards as MQTT
+    does: `+` and `#` a whole level each, `#` only the last."""
+    for i, level in enumerate(levels):
+        if level == "#" and i != len(levels) - 1:
+            raise SelectionError(f"{named}: # may only be the last level")
+        if level not in ("+", "#") and ("+" in level or "#" in level):
+            raise SelectionError(f"{named}: + and # stand for a whole level")
+
+
 @dataclass(frozen=True)
 class Selection:
     """Which attributes: levels of `site/room/device/attribute`, each a name, `+` or (last) `#`."""
@@ -40,13 +50,9 @@ class Selection:
         if not isinstance(pattern, str) or not pattern:
             raise SelectionError("pattern is empty: use site/room/device/attribute, with + or #")
         levels = pattern.split("/")
-        for i, level in enumerate(levels):
-            if level == "":
-                raise SelectionError(f"pattern {pattern!r} has an empty level")
-            if level == "#" and i != len(levels) - 1:
-                raise SelectionError(f"pattern {pattern!r}: # may only be the last level")
-            if level not in ("+", "#") and ("+" in level or "#" in level):
-                raise SelectionError(f"pattern {pattern!r}: + and # stand for a whole level")
+        if "" in levels:
+            raise SelectionError(f"pattern {pattern!r} has an empty level")
+        check_wildcards(levels, f"pattern {pattern!r}")
         if levels[-1] != "#" and len(levels) != 4:
             raise SelectionError(f"pattern {pattern!r} has {len(levels)} levels: a measurement "
                                  "topic has 4 (site/room/device/attribute); end with # for fewer")

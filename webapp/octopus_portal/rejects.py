@@ -1,13 +1,12 @@
 """The rejects page: the messages the ingest refused, newest first, with why and a safe
 preview; a topic filter finds one device's, and pages go back through the older ones."""
 import codecs
-import re
 from dataclasses import dataclass
 
 from flask import Blueprint, render_template, request
 
-from .db import get_db
-from .history import SelectionError
+from .db import first_page, get_db, page_start
+from .history import SelectionError, check_wildcards
 
 bp = Blueprint("rejects", __name__)
 
@@ -46,11 +45,7 @@ class TopicFilter:
         if "\x00" in text:  # no topic holds one (MQTT forbids it, PostgreSQL's text too)
             raise SelectionError("the topic filter contains a NUL character")
         levels = tuple(text.split("/"))
-        for i, level in enumerate(levels):
-            if level == "#" and i != len(levels) - 1:
-                raise SelectionError(f"topic filter {text!r}: # may only be the last level")
-            if level not in ("+", "#") and ("+" in level or "#" in level):
-                raise SelectionError(f"topic filter {text!r}: + and # stand for a whole level")
+        check_wildcards(levels, f"topic filter {text!r}")
         return cls(levels)
 
     def regex(self):
@@ -75,12 +70,9 @@ def literal(text):
 def latest(conn, topic_filter=None, before=None, limit=LIMIT, head_bytes=HEAD_BYTES):
     """(up to `limit` rejects newest first, matching `topic_filter` (a TopicFilter or None),
     with ids below `before` if given; the id the next page starts below, or None if none)."""
-    rows = conn.execute(LATEST_SQL, {
+    return first_page(conn.execute(LATEST_SQL, {
         "head": head_bytes, "regex": topic_filter.regex() if topic_filter else None,
-        "before": before, "limit": limit + 1}).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, rows[-1]["id"] if more else None
+        "before": before, "limit": limit + 1}).fetchall(), limit)
 
 
 def decode_head(head, size):
@@ -126,8 +118,7 @@ def index():
     total = db.execute("SELECT count(*) AS n FROM rejects").fetchone()["n"]
     # not stripped: a topic may end in a space, and its link must find it
     topic, before = request.args.get("topic", ""), request.args.get("before", "")
-    # an id from the "Older rejects" link; anything else shows the newest page (as audit.py)
-    before = int(before) if re.fullmatch(r"[0-9]{1,18}", before) else None
+    before = page_start(before)
     rows, older, problem = [], None, None
     try:
         topic_filter = TopicFilter.parse(topic) if topic else None

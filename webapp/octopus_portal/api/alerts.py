@@ -4,7 +4,7 @@ shows them; Node-RED raises and clears them (doc/alerts.md)."""
 from flask import g, jsonify
 
 from .. import alerts
-from ..db import get_db
+from ..db import first_page, get_db
 from . import bp
 from .auth import check_site, narrow
 from .errors import ApiError, quoted
@@ -37,10 +37,10 @@ def list_alerts():
         raise ApiError(400, f"'state' {quoted(state)} must be one of {', '.join(STATES)}")
     where, params = narrow(pattern()).where(("site", "room", "device", "attribute"))
     limit, before = page()
-    rows = get_db().execute(LIST_SQL.format(state=STATES[state], where=where),
-                            [*params, before, before, limit + 1]).fetchall()
-    following = rows[limit - 1]["id"] if len(rows) > limit else None
-    return jsonify(alerts=[alerts.alert_state(r) for r in rows[:limit]], next=following)
+    rows, following = first_page(get_db().execute(
+        LIST_SQL.format(state=STATES[state], where=where),
+        [*params, before, before, limit + 1]).fetchall(), limit)
+    return jsonify(alerts=[alerts.alert_state(r) for r in rows], next=following)
 
 
 @bp.get("/alerts/<int:alert_id>")
