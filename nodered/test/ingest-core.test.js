@@ -277,3 +277,66 @@ test('when both writes in flight fail, one retry takes both batches, and nothing
     assert.equal(c.stats().errors, 2);
     await c.close();
 });
+
+// --- the live feed (octopus/live) ---------------------------------------------------------
+
+function liveCore(db, opts = {}) {
+    const slices = [];
+    const made = core(db, { onLive: (items) => slices.push({ items, batches: db.batches.length }), ...opts });
+    return { ...made, slices };
+}
+
+test('the live feed gets what was taken ahead of the commit, in slices of liveMs', async () => {
+    const db = fakeDb();
+    db.delayMs = 200; // a slow disk: the live feed must not wait for it
+    const { c, slices } = liveCore(db, { liveMs: 15, lingerMs: 0, batchSize: 100 });
+    c.receive('a/b/c/d', buf('1'));
+    c.receive('a/b/c/status', buf('online'));
+    c.receive('a/b/c', buf('2')); // a reject (too few levels): counted live too
+    await sleep(5);
+    assert.equal(slices.length, 0, 'a slice waits its liveMs');
+    await sleep(30);
+    assert.equal(slices.length, 1);
+    assert.equal(slices[0].batches, 0, 'published before any commit');
+    assert.deepEqual(slices[0].items.map((i) => i.kind), ['reading', 'status', 'reject']);
+    c.receive('a/b/c/d', buf('3'));
+    await sleep(30);
+    assert.deepEqual(slices.map((s) => s.items.length), [3, 1], 'the next slice holds only what came after');
+    await c.close();
+    assert.equal(db.batches.flat().length, 4, 'and every message is still stored');
+});
+
+test('the live feed leaves out what was not taken, and ignored topics', async () => {
+    const db = fakeDb();
+    db.delayMs = 1000;
+    const { c, slices } = liveCore(db, { liveMs: 5, batchSize: 1, maxBuffered: 2, writesInFlight: 1 });
+    c.receive('octopus/live', buf('{}'));
+    for (let i = 0; i < 4; i++) c.receive('a/b/c/d', buf(String(i)));
+    await sleep(20);
+    assert.deepEqual(slices.flatMap((s) => s.items.map((i) => i.value)), [0, 1],
+        'messages dropped by a full buffer come again later: shown then, not now');
+    c.close(10);
+});
+
+test('with liveMs 0 the live feed gets each batch after its commit', async () => {
+    const db = fakeDb();
+    db.delayMs = 30;
+    const { c, slices } = liveCore(db, { liveMs: 0, lingerMs: 0, batchSize: 2 });
+    c.receive('a/b/c/d', buf('1'));
+    c.receive('a/b/c/d', buf('2'));
+    await sleep(10);
+    assert.equal(slices.length, 0, 'not before the commit');
+    await sleep(40);
+    assert.equal(slices.length, 1);
+    assert.equal(slices[0].batches, 1);
+    assert.deepEqual(slices[0].items.map((i) => i.value), [1, 2]);
+    await c.close();
+});
+
+test('close publishes the slice not yet due', async () => {
+    const db = fakeDb();
+    const { c, slices } = liveCore(db, { liveMs: 10000 });
+    c.receive('a/b/c/d', buf('1'));
+    await c.close();
+    assert.deepEqual(slices.map((s) => s.items.length), [1]);
+});

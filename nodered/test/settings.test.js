@@ -10,7 +10,7 @@ const { poolConfigFromEnv, describe } = require('../nodes/node-red-contrib-octop
 test('ingest settings: node property, else environment, else default', () => {
     const env = { INGEST_BATCH_SIZE: '200', INGEST_LINGER_MS: '0' };
     const { settings, problems } = resolveSettings({ batchSize: '', lingerMs: '', maxPayloadBytes: '1000' }, env);
-    assert.deepEqual(settings, { batchSize: 200, lingerMs: 0, maxPayloadBytes: 1000, receiveMaximum: 10000, writesInFlight: 2, maxBuffered: 100000 });
+    assert.deepEqual(settings, { batchSize: 200, lingerMs: 0, liveMs: 15, maxPayloadBytes: 1000, receiveMaximum: 10000, writesInFlight: 2, maxBuffered: 100000 });
     assert.deepEqual(problems, []);
     assert.equal(resolveSettings({ batchSize: '7' }, env).settings.batchSize, 7);
     assert.equal(resolveSettings({}, {}).settings.batchSize, 2000);

@@ -5,7 +5,8 @@
  * is committed. The logic lives in lib/broker-ingest.js (consumer, ledger, core); this file
  * only connects it to Node-RED: settings, logs, status, outputs.
  *
- * Output 1: one `octopus/live` message per committed batch.
+ * Output 1: `octopus/live`: what the ingest took, every INGEST_LIVE_MS ahead of the
+ *           commit (0: each batch after its commit).
  * Output 2: `octopus/stats/ingest/<worker>` (retained) every 10 s.
  * Input (optional): messages from another source (payload a Buffer), stored the same way;
  * no broker hears about their commit.
@@ -52,6 +53,8 @@ module.exports = function registerOctopusIngest(RED) {
                     health = 'ok';
                     node.log(`database writes succeed again; ${core().buffered} messages still held`);
                 }
+            },
+            onLive: (items) => {
                 node.send([{ topic: 'octopus/live', payload: toLivePayload(items), retain: false }, null]);
             },
             onEvent: (event) => report(event),

@@ -22,6 +22,7 @@ const noop = () => {};
 const DEFAULTS = {
     batchSize: 2000,
     lingerMs: 50,
+    liveMs: 15,
     maxBuffered: 100000,
     maxPayloadBytes: 65536,
     retryInitialMs: 500,
@@ -35,6 +36,9 @@ class IngestCore {
      * @param {(items: object[], metas: any[]) => Promise<number>} opts.write  stores a
      *        batch, resolves to the measurements inserted (store.writeItems bound to a pool)
      * @param {(items: object[], inserted: number) => void} [opts.onCommitted]
+     * @param {(items: object[]) => void} [opts.onLive]  the live feed: the items taken
+     *        (readings, statuses, rejects) in slices at most `liveMs` old, ahead of their
+     *        commit; with `liveMs` 0, each committed batch's items after its commit
      * @param {(event: object) => void} [opts.onEvent]  write-failed, buffer-full, buffer-ok,
      *        data-error, dropped-unwritable
      * @param {boolean} [opts.batchIgnored]  commands and platform topics travel in a batch
@@ -45,6 +49,9 @@ class IngestCore {
         this.opts = { ...DEFAULTS, ...opts };
         this.write = opts.write;
         this.onCommitted = opts.onCommitted || (() => {});
+        this.onLive = opts.onLive || null;
+        this.liveSlice = []; // items taken since the last onLive
+        this.liveTimer = null;
         this.onEvent = opts.onEvent || (() => {});
         this.nowMs = opts.nowMs || Date.now;
         this.lastArrivalUs = 0;
@@ -93,6 +100,7 @@ class IngestCore {
         }
         this.current.push({ item, done, meta });
         this.buffered += 1;
+        if (this.onLive && this.opts.liveMs > 0 && item.kind !== 'ignored') this.toLive(item);
         if (this.current.length >= this.opts.batchSize) {
             this.seal();
         } else if (this.current.length === 1) {
@@ -142,7 +150,36 @@ class IngestCore {
         clearTimeout(this.lingerTimer);
         clearTimeout(this.retryTimer);
         this.retryTimer = null;
+        this.flushLive();
         return this.buffered;
+    }
+
+    // --- the live feed -----------------------------------------------------------------
+
+    // What is shown live does not wait for the disk: slices of a few ms, apart from the
+    // batches, whose linger and commit add ~45 ms at p50 (doc/performance.md, "Live view").
+    toLive(item) {
+        this.liveSlice.push(item);
+        if (this.liveSlice.length === 1) {
+            this.liveTimer = setTimeout(() => this.flushLive(), this.opts.liveMs);
+        }
+    }
+
+    flushLive() {
+        clearTimeout(this.liveTimer);
+        this.liveTimer = null;
+        if (this.liveSlice.length === 0) return;
+        const items = this.liveSlice;
+        this.liveSlice = [];
+        this.live(items);
+    }
+
+    live(items) {
+        try {
+            this.onLive(items);
+        } catch (error) {
+            this.onEvent({ type: 'live-failed', error });
+        }
     }
 
     // --- batching ----------------------------------------------------------------------
@@ -262,6 +299,7 @@ class IngestCore {
         } catch (error) {
             this.onEvent({ type: 'after-commit-failed', error });
         }
+        if (this.onLive && this.opts.liveMs === 0) this.live(items);
     }
 
     // --- bounds ------------------------------------------------------------------------

@@ -19,6 +19,7 @@ const SETTINGS = [
     // [setting, node property, environment variable, minimum, maximum]
     ['batchSize', 'batchSize', 'INGEST_BATCH_SIZE', 1, Infinity],
     ['lingerMs', 'lingerMs', 'INGEST_LINGER_MS', 0, Infinity],
+    ['liveMs', 'liveMs', 'INGEST_LIVE_MS', 0, Infinity],
     ['maxPayloadBytes', 'maxPayloadBytes', 'INGEST_MAX_PAYLOAD_BYTES', 1, Infinity],
     ['receiveMaximum', 'receiveMaximum', 'INGEST_RECEIVE_MAXIMUM', 1, MAX_RECEIVE_MAXIMUM],
     // batches written at once, each on its own connection of octopus-db's pool (4)
