@@ -11,9 +11,9 @@ a reading's latency is its event's arrival at a browser minus its publish, for e
 browser and every `--sample`-th reading.
 
 Baseline, in the same run: an MQTT subscriber on `octopus/live` (what the portal itself
-receives, and any MQTT client would): the ingest's part of the latency (the batch's linger
-and its commit come first, doc/ingest.md), so that what the portal's fan-out adds is
-the difference.
+receives, and any MQTT client would): the ingest's part of the latency (its INGEST_LIVE_MS
+slices; with 0, the batch's linger and its commit, doc/ingest.md), so that what the
+portal's fan-out adds is the difference.
 """
 import argparse
 import json
@@ -58,6 +58,9 @@ def parse_args(argv):
     p.add_argument("--linger", type=int, metavar="MS",
                    help="the ingest's INGEST_LINGER_MS (default: .env.example's): how long a "
                         "batch may wait to fill, the ingest's part of the latency")
+    p.add_argument("--live-ms", type=int, metavar="MS",
+                   help="the ingest's INGEST_LIVE_MS (default: .env.example's): how often it "
+                        "publishes what it took on octopus/live, ahead of the commit")
     p.add_argument("--keep", action="store_true", help="keep the state folder and logs")
     args = p.parse_args(argv)
     if min(args.rate, args.clients, args.seconds, args.devices, args.sample) < 1 or \
@@ -300,11 +303,14 @@ def main(argv):
         log(f"starting PostgreSQL, Mosquitto, Node-RED and the portal in {stack.state_dir}")
         if args.linger is None:
             args.linger = int(stack.config["INGEST_LINGER_MS"])
+        if args.live_ms is None:
+            args.live_ms = int(stack.config["INGEST_LIVE_MS"])
         args.batch_size = int(stack.config["INGEST_BATCH_SIZE"])
         stack.start_postgres()
         stack.migrate()
         stack.start_mosquitto()
         stack.config["INGEST_LINGER_MS"] = str(args.linger)
+        stack.config["INGEST_LIVE_MS"] = str(args.live_ms)
         stack.start_nodered()
         stack.start_portal()
         portal = (stack.host, int(stack.config["PORTAL_PORT"]))
@@ -415,7 +421,9 @@ def report(args, blocks, t0, t1, browsers, events, mqtt_arrivals, cpu):
     lines = [f"published {published:,} readings in {window:.1f} s after {args.warmup} s of "
              f"warm-up: {rate:,.0f}/s (asked {args.rate:,}/s), QoS 1, {args.devices} device "
              f"connections; the ingest's batches: up to {args.batch_size:,} readings or "
-             f"{args.linger} ms",
+             f"{args.linger} ms; octopus/live: "
+             + (f"every {args.live_ms} ms ahead of the commit" if args.live_ms
+                else "each batch after its commit"),
              f"latency of every {args.sample}th reading, publish → arrival, in ms "
              f"(bins of {BIN_MS} ms):",
              f"{'':<44}{'readings':>12}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"]
