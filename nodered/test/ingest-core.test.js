@@ -340,3 +340,14 @@ test('close publishes the slice not yet due', async () => {
     await c.close();
     assert.deepEqual(slices.map((s) => s.items.length), [1]);
 });
+
+test('a live feed that throws is reported, and the messages are stored all the same', async () => {
+    const db = fakeDb();
+    const { c, events } = core(db, { liveMs: 1, onLive: () => { throw new Error('no broker'); } });
+    let done = null;
+    c.receive('a/b/c/d', buf('1'), (err) => { done = err || 'ok'; });
+    await sleep(40);
+    assert.deepEqual(events.map((e) => [e.type, e.error.message]), [['live-failed', 'no broker']]);
+    assert.equal(done, 'ok');
+    await c.close();
+});

@@ -176,6 +176,9 @@ module.exports = function registerOctopusIngest(RED) {
             case 'after-commit-failed':
                 node.error(`after a commit: ${event.error.message}`);
                 break;
+            case 'live-failed':
+                node.error(`publishing on octopus/live: ${event.error.message} (stored all the same)`);
+                break;
             case 'dropped-unwritable':
                 node.error(`the database refused even a reject for topic ${JSON.stringify(event.item.topic)} ` +
                     `(${event.error.message}): dropped`);

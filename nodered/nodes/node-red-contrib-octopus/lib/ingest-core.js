@@ -40,7 +40,7 @@ class IngestCore {
      *        (readings, statuses, rejects) in slices at most `liveMs` old, ahead of their
      *        commit; with `liveMs` 0, each committed batch's items after its commit
      * @param {(event: object) => void} [opts.onEvent]  write-failed, buffer-full, buffer-ok,
-     *        data-error, dropped-unwritable
+     *        data-error, dropped-unwritable, after-commit-failed, live-failed
      * @param {boolean} [opts.batchIgnored]  commands and platform topics travel in a batch
      *        (storing nothing) instead of being done at once, so that their `done` comes in
      *        order and their meta is written with a batch
