@@ -182,15 +182,16 @@ class Stack:
 
     def start_portal(self):
         bind = f"{self.config['OCTOPUS_BIND']}:{self.config['PORTAL_PORT']}"
-        # One worker: Flask-SocketIO keeps each client's session in that process. Each open
-        # WebSocket holds a thread for its lifetime (simple-websocket), so the thread count
-        # is the number of browsers plus the requests in flight: 100 threads with 100
-        # browsers left no thread to serve a page, 300 served 150 browsers and pages in 7 ms.
+        # One worker: Flask-SocketIO keeps each client's session in that process. gevent's
+        # worker: each open WebSocket is a greenlet, not a thread, which halves the CPU of
+        # the live view's fan-out (webapp/octopus_portal/concurrency.py); up to 1,000
+        # connections at once, browsers and requests together.
         # No control socket: it is one fixed path per user, which a second portal on the
         # same machine (the tests') would fight over, and nothing here uses it.
         self.supervisor.start(
             "portal",
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "400",
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "gevent",
+             "--worker-connections", "1000",
              "--no-control-socket", "--bind", bind, "--access-logfile", "-",
              "octopus_portal:create_app()"],
             # the CA it issues devices' client certificates with; Node-RED for /healthz

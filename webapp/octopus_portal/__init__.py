@@ -5,7 +5,7 @@ import click
 from flask import Flask
 
 from . import (account, alert_channels, alert_rules, alerts, api, audit, auth, charts,
-               commands, config, db, device_accounts, devices, health, keys, live, metrics,
+               commands, concurrency, config, db, device_accounts, devices, health, keys, live, metrics,
                modbus, rejects, system, users)
 from .extensions import csrf, socketio
 
@@ -36,7 +36,7 @@ def create_app(test_config=None):
         db.migrate_database(app)
     db.init_app(app)
     csrf.init_app(app)
-    socketio.init_app(app, async_mode="threading")
+    socketio.init_app(app, async_mode=concurrency.async_mode())
     auth.init_app(app)
     app.register_blueprint(devices.bp)
     app.register_blueprint(rejects.bp)

@@ -12,6 +12,7 @@ from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 
 from . import audit
+from .concurrency import off_the_loop
 from .db import get_db
 from .extensions import login_manager
 
@@ -19,7 +20,19 @@ bp = Blueprint("auth", __name__)
 # The only endpoints an anonymous visitor may reach; everything else redirects to /login.
 # /healthz is for load balancers and healthchecks, and says only "ok" or "down" (health.py).
 PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz"}
-hasher = PasswordHasher()
+
+
+class Argon2Hasher(PasswordHasher):
+    """argon2-cffi's hasher, its checks run off gevent's loop (concurrency.py)."""
+
+    def hash(self, password, **kwargs):
+        return off_the_loop(PasswordHasher.hash, self, password, **kwargs)
+
+    def verify(self, hash, password):  # noqa: A002 (argon2-cffi's own parameter name)
+        return off_the_loop(PasswordHasher.verify, self, hash, password)
+
+
+hasher = Argon2Hasher()
 # Verified against when the username does not exist, so that a wrong username takes as long
 # as a wrong password and the response time does not tell which usernames exist.
 DUMMY_HASH = hasher.hash("not a real password")

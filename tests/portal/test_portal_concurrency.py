@@ -1,0 +1,54 @@
+"""The portal's two ways of serving (octopus_portal/concurrency.py): threads in the tests'
+own process, gevent's greenlets under gunicorn's gevent worker, where long work in C must
+not hold every greenlet (every browser's live view) while it runs."""
+import subprocess
+import sys
+from pathlib import Path
+
+from octopus_portal import concurrency
+from octopus_portal.auth import hasher
+
+WEBAPP = Path(__file__).resolve().parents[2] / "webapp"
+
+# Under gevent's patches: a greenlet ticks every 2 ms while the main one checks a password
+# (argon2, ~100 ms of C). Off the loop, the ticker runs meanwhile; on it, not once.
+TICKS_DURING_A_CHECK = """
+from gevent import monkey
+monkey.patch_all()
+import gevent, sys
+from octopus_portal import concurrency
+from octopus_portal.auth import DUMMY_HASH, hasher
+from argon2.exceptions import VerificationError
+ticks = []
+def ticker():
+    while True:
+        ticks.append(1)
+        gevent.sleep(0.002)
+gevent.spawn(ticker)
+gevent.sleep(0.01)
+before = len(ticks)
+try:
+    hasher.verify(DUMMY_HASH, "a wrong password")
+except VerificationError:
+    pass
+print(concurrency.async_mode(), len(ticks) - before)
+"""
+
+
+def test_threads_when_nothing_is_patched():
+    assert concurrency.async_mode() == "threading"
+    assert concurrency.off_the_loop(lambda a, b=0: a + b, 2, b=3) == 5
+
+
+def test_the_hasher_still_hashes_and_checks():
+    assert hasher.verify(hasher.hash("a password"), "a password")
+
+
+def test_under_gevent_a_password_check_does_not_hold_the_other_greenlets():
+    run = subprocess.run([sys.executable, "-c", TICKS_DURING_A_CHECK], capture_output=True,
+                         text=True, timeout=60, cwd=WEBAPP,
+                         env={"PYTHONPATH": str(WEBAPP), "PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr
+    mode, ticks = run.stdout.split()
+    assert mode == "gevent"
+    assert int(ticks) > 0, "the ticker never ran while argon2 checked the password"

@@ -1,0 +1,29 @@
+"""How the portal serves: gevent's greenlets when gunicorn's gevent worker has patched the
+standard library (`./octopus up`, the image), threads otherwise (`flask run`, the tests'
+test client). One greenlet per browser instead of one thread: the live view's fan-out to
+100 browsers takes half the CPU it took with threads (doc/performance.md, "Live view")."""
+from functools import partial
+
+
+def gevent_patched():
+    """True in a gevent worker: the standard library's sockets are gevent's."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return monkey.is_module_patched("socket")
+
+
+def async_mode():
+    """Flask-SocketIO's async_mode for how this process runs."""
+    return "gevent" if gevent_patched() else "threading"
+
+
+def off_the_loop(function, *args, **kwargs):
+    """Call `function` in a thread of gevent's pool when greenlets serve: long work in C
+    (an argon2 check is ~100 ms) would otherwise hold every greenlet, the browsers' live
+    views included. Called directly otherwise."""
+    if not gevent_patched():
+        return function(*args, **kwargs)
+    import gevent
+    return gevent.get_hub().threadpool.apply(partial(function, *args, **kwargs))
