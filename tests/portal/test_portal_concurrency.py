@@ -1,6 +1,6 @@
 """The portal's two ways of serving (octopus_portal/concurrency.py): threads in the tests'
-own process, gevent's greenlets under gunicorn's gevent worker, where long work in C must
-not hold every greenlet (every browser's live view) while it runs."""
+own process, gevent's greenlets under gunicorn's gevent worker, where long work must not
+hold every greenlet (every browser's live view) while it runs."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +11,12 @@ from octopus_portal.auth import hasher
 WEBAPP = Path(__file__).resolve().parents[2] / "webapp"
 
 # Under gevent's patches: a greenlet ticks every 2 ms while the main one checks a password
-# (argon2, ~100 ms of C). Off the loop, the ticker runs meanwhile; on it, not once.
+# (argon2, ~100 ms of C), then works in Python with pauses. Off the loop, and at the pauses,
+# the ticker runs; otherwise not once.
 TICKS_DURING_A_CHECK = """
 from gevent import monkey
 monkey.patch_all()
-import gevent, sys
+import gevent, time
 from octopus_portal import concurrency
 from octopus_portal.auth import DUMMY_HASH, hasher
 from argon2.exceptions import VerificationError
@@ -31,13 +32,21 @@ try:
     hasher.verify(DUMMY_HASH, "a wrong password")
 except VerificationError:
     pass
-print(concurrency.async_mode(), len(ticks) - before)
+during_check = len(ticks) - before
+before = len(ticks)
+for _ in range(5):  # long work in Python, in pieces (each longer than a tick) with pauses
+    started = time.monotonic()
+    while time.monotonic() - started < 0.005:
+        pass
+    concurrency.pause()
+print(concurrency.async_mode(), during_check, len(ticks) - before)
 """
 
 
 def test_threads_when_nothing_is_patched():
     assert concurrency.async_mode() == "threading"
     assert concurrency.off_the_loop(lambda a, b=0: a + b, 2, b=3) == 5
+    concurrency.pause()  # nothing to do
 
 
 def test_the_hasher_still_hashes_and_checks():
@@ -49,6 +58,7 @@ def test_under_gevent_a_password_check_does_not_hold_the_other_greenlets():
                          text=True, timeout=60, cwd=WEBAPP,
                          env={"PYTHONPATH": str(WEBAPP), "PATH": "/usr/bin:/bin"})
     assert run.returncode == 0, run.stderr
-    mode, ticks = run.stdout.split()
+    mode, during_check, during_pauses = run.stdout.split()
     assert mode == "gevent"
-    assert int(ticks) > 0, "the ticker never ran while argon2 checked the password"
+    assert int(during_check) > 0, "the ticker never ran while argon2 checked the password"
+    assert int(during_pauses) > 0, "the ticker never ran at the pauses"

@@ -19,6 +19,15 @@ def async_mode():
     return "gevent" if gevent_patched() else "threading"
 
 
+def pause():
+    """Let the other greenlets run (between chunks of long work in Python); nothing with
+    threads, which the interpreter switches by itself."""
+    if gevent_patched():
+        import gevent
+        # not sleep(0), which runs the greenlets ready now but seldom polls sockets and timers
+        gevent.idle()
+
+
 def off_the_loop(function, *args, **kwargs):
     """Call `function` in a thread of gevent's pool when greenlets serve: long work in C
     (an argon2 check is ~100 ms) would otherwise hold every greenlet, the browsers' live

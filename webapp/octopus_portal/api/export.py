@@ -6,7 +6,7 @@ from itertools import chain
 
 from flask import Response, current_app
 
-from .. import history
+from .. import concurrency, history
 from ..db import POOL, get_db
 from . import bp
 from .auth import narrow
@@ -46,6 +46,8 @@ def csv_chunks(header, rows):
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
+            # a month's export formats for minutes: browsers' live views go on meanwhile
+            concurrency.pause()
     yield buffer.getvalue()
 
 
