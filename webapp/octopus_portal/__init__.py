@@ -5,8 +5,8 @@ import click
 from flask import Flask
 
 from . import (account, alert_channels, alert_rules, alerts, api, audit, auth, charts,
-               commands, concurrency, config, db, device_accounts, devices, health, keys, live, metrics,
-               modbus, rejects, system, users)
+               commands, concurrency, config, db, device_accounts, devices, health, keys, live,
+               metrics, modbus, rejects, system, users)
 from .extensions import csrf, socketio
 
 __all__ = ["create_app", "shutdown", "socketio"]

@@ -23,12 +23,12 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "health.healthz"}
 
 
 class Argon2Hasher(PasswordHasher):
-    """argon2-cffi's hasher, its checks run off gevent's loop (concurrency.py)."""
+    """argon2-cffi's hasher, its hashes and checks run off gevent's loop (concurrency.py)."""
 
     def hash(self, password, **kwargs):
         return off_the_loop(PasswordHasher.hash, self, password, **kwargs)
 
-    def verify(self, hash, password):  # noqa: A002 (argon2-cffi's own parameter name)
+    def verify(self, hash, password):  # `hash`: argon2-cffi's own parameter name
         return off_the_loop(PasswordHasher.verify, self, hash, password)
 
 
