@@ -118,7 +118,7 @@ def _browsers(index, count, address, cookie, keep_to, ready, stop, results):
             browsers.append(Browser(sock, rest))
         ready.put(("ready", index, None))
         sel = selectors.DefaultSelector()
-        for k, b in enumerate(browsers):
+        for b in browsers:
             sel.register(b.sock, selectors.EVENT_READ, b)
         while not stop.is_set():
             for key, _ in sel.select(0.2):
@@ -251,6 +251,13 @@ class Latencies:
         self.bins[b] = self.bins.get(b, 0) + count
         self.n += count
         self.worst = max(self.worst, ms)
+
+    def merge(self, other):
+        """Count `other`'s latencies in too."""
+        for b, count in other.bins.items():
+            self.bins[b] = self.bins.get(b, 0) + count
+        self.n += other.n
+        self.worst = max(self.worst, other.worst)
 
     def percentile(self, p):
         """The upper edge of the bin holding the p-th percentile, in ms (None if empty)."""
@@ -407,16 +414,13 @@ def report(args, blocks, t0, t1, browsers, events, mqtt_arrivals, cpu):
     reached = []
     for keys, times in browsers:
         lat, lost = latencies(zip(times, keys), readings_of, sent)
-        for b, c in lat.bins.items():
-            browser.add(b * BIN_MS, c)
-        browser.worst = max(browser.worst, lat.worst)
+        browser.merge(lat)
         missing += lost
         reached.append(lat.n)
-    mqtt = Latencies()
-    for at, payload in mqtt_arrivals:
-        for seq in sequences(json.loads(payload)):
-            if seq in sent:
-                mqtt.add((at - sent[seq]) * 1000)
+    # each MQTT message is its own event: keyed by its place in the arrivals
+    mqtt, _ = latencies(((at, i) for i, (at, _) in enumerate(mqtt_arrivals)),
+                        {i: sequences(json.loads(p)) for i, (_, p) in enumerate(mqtt_arrivals)},
+                        sent)
     expected = len(sent)
     lines = [f"published {published:,} readings in {window:.1f} s after {args.warmup} s of "
              f"warm-up: {rate:,.0f}/s (asked {args.rate:,}/s), QoS 1, {args.devices} device "

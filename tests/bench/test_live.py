@@ -96,3 +96,12 @@ def test_kept_events_come_back_as_they_were_written(tmp_path):
     live.keep_events(tmp_path / "events.jsonl", kept)
     assert live.kept_events(tmp_path / "events.jsonl") == kept
     assert live.kept_events(tmp_path / "none.jsonl") == {}
+
+
+def test_merged_latencies_count_both():
+    a, b = live.Latencies(), live.Latencies()
+    a.add(10)
+    b.add(10)
+    b.add(30)
+    a.merge(b)
+    assert (a.n, a.worst, a.percentile(50), a.percentile(100)) == (3, 30, 10.5, 30.5)
