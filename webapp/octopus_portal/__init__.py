@@ -60,6 +60,7 @@ def create_app(test_config=None):
     if serving:
         auth.ensure_first_admin(app)
     live.init_app(app, start=serving and app.config["LIVE_ENABLED"])
+    concurrency.settle_heap()
     return app
 
 
