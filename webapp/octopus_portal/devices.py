@@ -9,13 +9,20 @@ from .db import get_db
 
 bp = Blueprint("devices", __name__)
 
-# One row per attribute, or one per device that has none yet (it only sent its status).
+# One row per attribute, or one per device that has none yet (it only sent its status);
+# %(site)s narrows it to one site (an API key's), NULL is every site.
 TREE_SQL = """
-SELECT d.site, d.room, d.name AS device, d.status, d.status_at, d.last_seen,
+SELECT d.site, d.room, d.name AS device, d.status, d.status_at, d.first_seen, d.last_seen,
        a.name AS attribute, a.unit, a.last_ts, a.last_num, a.last_txt
   FROM devices d LEFT JOIN attributes a ON a.device_id = d.id
+ WHERE %(site)s::text IS NULL OR d.site = %(site)s
  ORDER BY d.site, d.room, d.name, a.name
 """
+
+
+def tree_rows(site=None):
+    """TREE_SQL's rows, in tree order: every site's, or only `site`'s."""
+    return get_db().execute(TREE_SQL, {"site": site}).fetchall()
 
 
 def display_value(num, txt):
@@ -77,7 +84,7 @@ def time_tag(ts):
 @bp.get("/")
 def index():
     """The device tree with each attribute's last value, kept current by the live view."""
-    sites = device_tree(get_db().execute(TREE_SQL).fetchall())
+    sites = device_tree(tree_rows())
     return render_template("devices.html", sites=sites)
 
 
@@ -89,7 +96,7 @@ def snapshot():
     catch up on what it missed while disconnected.
     """
     readings, statuses = [], {}
-    for row in get_db().execute(TREE_SQL).fetchall():
+    for row in tree_rows():
         names = {"site": row["site"], "room": row["room"], "device": row["device"]}
         if row["status"]:
             statuses[row["site"], row["room"], row["device"]] = {

@@ -10,7 +10,7 @@ from flask import jsonify
 
 from .. import history
 from ..db import get_db
-from ..devices import json_value
+from ..devices import json_value, tree_rows
 from . import bp
 from .auth import caller_site, narrow
 from .errors import ApiError, quoted
@@ -18,13 +18,6 @@ from .params import iso_utc, pattern, text, time_range
 
 # Longest range per chart resolution (raw: history.RAW_MAX): about 45,000 points at most.
 SERIES_MAX = {"minute": timedelta(days=31), "hour": timedelta(days=5 * 366)}
-
-DEVICES_SQL = """
-SELECT d.site, d.room, d.name, d.status, d.status_at, d.first_seen, d.last_seen,
-       a.name AS attribute, a.unit, a.last_ts, a.last_num, a.last_txt
-  FROM devices d LEFT JOIN attributes a ON a.device_id = d.id
- WHERE %(site)s::text IS NULL OR d.site = %(site)s
- ORDER BY d.site, d.room, d.name, a.name"""
 
 LATEST_SQL = """
 SELECT d.site, d.room, d.name AS device, a.name AS attribute, a.unit, a.last_ts, a.last_num,
@@ -41,10 +34,9 @@ def topic_of(row):
 @bp.get("/devices")
 def devices():
     """Every device with its status and its attributes' last values."""
-    rows = get_db().execute(DEVICES_SQL, {"site": caller_site()}).fetchall()
     answer = []
     for (site, room, name), device_rows in groupby(
-            rows, key=lambda r: (r["site"], r["room"], r["name"])):
+            tree_rows(caller_site()), key=lambda r: (r["site"], r["room"], r["device"])):
         device_rows = list(device_rows)
         first = device_rows[0]
         topic = f"{site}/{room}/{name}"
