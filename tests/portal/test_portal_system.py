@@ -2,6 +2,7 @@
 Mosquitto's $SYS topics over the portal's MQTT connection, and the database."""
 import re
 import time
+from datetime import datetime, timezone
 
 import paho.mqtt.publish as publish
 import pytest
@@ -11,6 +12,13 @@ from octopus_portal import live, platform_stats, socketio
 from .helpers import add_user
 from .test_portal_live import live_app, mqtt_message
 from .test_portal_metrics import worker_report
+
+
+def seconds_ago(seconds, now=None):
+    """An ISO 8601 UTC time `seconds` before `now` (time.time() if not given), as the workers
+    write their report times."""
+    when = datetime.fromtimestamp((now or time.time()) - seconds, timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def test_every_role_sees_the_system_page_in_the_nav(app, db):
@@ -28,20 +36,41 @@ def test_every_role_sees_the_system_page_in_the_nav(app, db):
 
 def test_figures_show_workers_broker_and_database(app, logged_in, db):
     stats = platform_stats.of(app)
-    stats.handle("octopus/stats/ingest/w1", worker_report(stored=100))
-    stats.handle("octopus/stats/ingest/w1",
-                 worker_report(stored=400, at="2026-11-22T12:00:20.000Z"))  # 300 in 10 s
+    now = time.time()
+    since = seconds_ago(20, now)
+    stats.handle("octopus/stats/ingest/w1", worker_report(stored=100, since=since,
+                                                          at=seconds_ago(10, now)))
+    stats.handle("octopus/stats/ingest/w1", worker_report(stored=400, since=since,
+                                                          at=seconds_ago(0, now)))  # 300 in 10 s
     stats.handle("$SYS/broker/clients/connected", b"7")
     stats.handle("$SYS/broker/load/publish/received/1min", b"1800.5")
     db.execute("INSERT INTO devices (site, room, name, status) VALUES ('s', 'r', 'd', 'online')")
     html = logged_in.get("/system/figures").get_data(as_text=True)
     assert re.search(r'data-testid="ingest-stored">\s*400<', html)
+    assert re.search(r'data-testid="ingest-mqtt">.*>connected<', html)
     assert re.search(r'data-testid="ingest-rate">\s*30\.0<', html)
     assert re.search(r'data-testid="broker-clients">\s*7<', html)
     assert re.search(r'data-testid="broker-received-rate">\s*1,800<', html)
     assert re.search(r'data-testid="db-devices">\s*1 / 0 / 0<', html)
     assert 'data-testid="health-database" data-state="ok"' in html
     assert 'data-testid="health-broker" data-state="down"' in html  # no MQTT in this test
+
+
+def test_a_worker_silent_for_over_30_s_is_shown_so_and_left_out_of_the_rate(app, logged_in):
+    stats = platform_stats.of(app)
+    now = time.time()
+    for worker, last_report_s in (("alive", 5), ("gone", 31)):
+        since = seconds_ago(last_report_s + 20, now)
+        stats.handle(f"octopus/stats/ingest/{worker}", worker_report(
+            stored=0, since=since, at=seconds_ago(last_report_s + 10, now)))
+        stats.handle(f"octopus/stats/ingest/{worker}", worker_report(
+            stored=1000, since=since, at=seconds_ago(last_report_s, now)))  # 100 a second
+    html = logged_in.get("/system/figures").get_data(as_text=True)
+    shown = dict(re.findall(r'data-worker="(\w+)">.*?data-testid="ingest-mqtt">(.*?)</td>',
+                            html, re.S))
+    assert ">connected<" in shown["alive"]  # its report says connected
+    assert ">silent<" in shown["gone"]      # so did its last one, 31 s ago
+    assert re.search(r'data-testid="ingest-rate">\s*100\.0<', html)
 
 
 def test_live_clients_count_the_browsers_of_this_process(app, logged_in):
