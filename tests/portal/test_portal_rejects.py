@@ -3,6 +3,7 @@ import re
 
 import pytest
 
+from octopus_portal import rejects
 from octopus_portal.rejects import TopicFilter, payload_preview, visible
 
 from .helpers import ingest
@@ -31,6 +32,17 @@ def shown_topics(html):
 def older_link(html):
     found = re.search(r'<a href="([^"]*)"\s+data-testid="rejects-older"', html)
     return found and found.group(1).replace("&amp;", "&")
+
+
+def test_past_the_count_cap_the_page_says_more_than(logged_in, db, monkeypatch):
+    monkeypatch.setattr(rejects, "COUNT_CAP", 3)
+    ingest(db, rejects=[(f"t/{i}", "bad", b"x", 1) for i in range(5)])
+    summary = logged_in.get("/rejects").get_data(as_text=True)
+    assert re.search(r'More than <span data-testid="rejects-total">3</span> rejected\s+messages',
+                     summary)
+    monkeypatch.setattr(rejects, "COUNT_CAP", 5)
+    html = logged_in.get("/rejects").get_data(as_text=True)
+    assert "More than" not in html and 'data-testid="rejects-total">5<' in html
 
 
 def test_rejects_page_lists_the_latest_200_counts_all_and_pages_back(logged_in, db):
