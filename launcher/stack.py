@@ -1,4 +1,5 @@
 """The whole native platform: what runs, in which order, with which environment."""
+import contextlib
 import os
 import shutil
 import signal
@@ -17,11 +18,20 @@ SERVICE_PORTS = ("MQTT_PORT", "MQTT_WS_PORT", "MQTT_TLS_PORT", "MQTT_WSS_PORT", 
                  "PORTAL_PORT", "PGPORT", "MODBUS_SIM_PORT")
 
 
+def free_ports(count):
+    """`count` different TCP ports nobody listens on right now (the OS picks them). All are
+    held while they are picked: picked one at a time, the OS may hand out a port it has just
+    handed out (it did: Mosquitto got one port for two listeners and would not start)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
 def free_port():
     """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def isolated_config():
@@ -29,7 +39,7 @@ def isolated_config():
     runs beside another one on the same machine, as the tests and the benchmark do."""
     config = settings.generated(ROOT / ".env.example")
     config["OCTOPUS_BIND"] = "127.0.0.1"
-    config.update({key: str(free_port()) for key in SERVICE_PORTS})
+    config.update(zip(SERVICE_PORTS, map(str, free_ports(len(SERVICE_PORTS)))))
     return config
 
 

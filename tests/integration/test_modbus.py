@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-from launcher.stack import free_port
+from launcher.stack import free_ports
 from octopus_simulators.osm27 import Osm27Fleet
 from tests.helpers import ROOT
 from tests.integration.conftest import wait_for
@@ -27,7 +27,7 @@ FAILURE_KINDS = ("timeouts", "exceptions", "connection_errors", "garbage")
 
 @pytest.fixture(scope="module")
 def fleet():
-    fleet = Osm27Fleet(count=3, host="127.0.0.1", ports=[free_port() for _ in range(3)], seed=5)
+    fleet = Osm27Fleet(count=3, host="127.0.0.1", ports=free_ports(3), seed=5)
     fleet.start()
     yield fleet
     fleet.stop()
