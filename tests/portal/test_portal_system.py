@@ -8,6 +8,7 @@ import paho.mqtt.publish as publish
 import pytest
 
 from octopus_portal import live, platform_stats, socketio
+from octopus_portal.devices import iso
 
 from .helpers import add_user
 from .test_portal_live import live_app, mqtt_message
@@ -17,8 +18,7 @@ from .test_portal_metrics import worker_report
 def seconds_ago(seconds, now=None):
     """An ISO 8601 UTC time `seconds` before `now` (time.time() if not given), as the workers
     write their report times."""
-    when = datetime.fromtimestamp((now or time.time()) - seconds, timezone.utc)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.fromtimestamp((now or time.time()) - seconds, timezone.utc))
 
 
 def test_every_role_sees_the_system_page_in_the_nav(app, db):
