@@ -14,6 +14,11 @@ const { effectiveTimeout } = require('../nodes/node-red-contrib-octopus/lib/modb
 const { parseMeasurement } = require('../nodes/node-red-contrib-octopus/lib/payload');
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * The timeout that 'at once' is told apart from: a stop or close that waited for it would
+ * take this long. Not a speed limit (a loaded CI machine is slow, never this slow).
+ */
+const WAITED_FOR_MS = 10000;
 
 /** Wait until `check()` is true (polling every 5 ms), or fail after `ms`. */
 async function until(check, ms = 2000, what = 'condition') {
@@ -109,12 +114,13 @@ afterEach(async () => {
 });
 
 /** A started poller for `port`; its messages in `.sent`, stopped after the test. */
-function poller(port, { interval = 100, plan = planReads(PROFILE.attributes), offlineAfter = 2, backoffMaxMs = 1000, id = 1, connect } = {}) {
+function poller(port, { interval = 100, plan = planReads(PROFILE.attributes), offlineAfter = 2, backoffMaxMs = 1000, id = 1, connect,
+    timeoutMs = effectiveTimeout(1000, interval) } = {}) {
     const sent = [];
     const p = new DevicePoller({
         device: { id, site: 'plant', room: 'hall', name: `meter${id}`, host: '127.0.0.1', port, unit_id: 3, poll_interval_ms: interval },
         plan,
-        timeoutMs: effectiveTimeout(1000, interval),
+        timeoutMs,
         backoffMaxMs,
         offlineAfter,
         publish: (msgs) => sent.push(...msgs),
@@ -277,22 +283,22 @@ describe('modbus poller', () => {
 
     it('gives up a connect at once when closed meanwhile (a stop during a connect)', async () => {
         const { port } = await device();
-        const conn = new ModbusConnection({ host: '127.0.0.1', port, unitId: 1, timeoutMs: 5000 });
+        const conn = new ModbusConnection({ host: '127.0.0.1', port, unitId: 1, timeoutMs: WAITED_FOR_MS });
         const opening = conn.open();
         conn.close();
         const t0 = Date.now();
         await assert.rejects(opening, (e) => e.kind === 'connection' && /closed before it was made/.test(e.message));
-        assert.ok(Date.now() - t0 < 100);
+        assert.ok(Date.now() - t0 < WAITED_FOR_MS / 2, 'given up, not left to its timeout');
     });
 
     it('stops at once, with a request in flight', async () => {
         const { d, port } = await device();
         d.mode = 'silent';
-        const p = poller(port, { interval: 1000 });
+        const p = poller(port, { interval: 1000, timeoutMs: WAITED_FOR_MS });
         await until(() => d.requests === 1, 2000, 'a request');
         const t0 = Date.now();
         await p.stop();
-        assert.ok(Date.now() - t0 < 50);
+        assert.ok(Date.now() - t0 < WAITED_FOR_MS / 2, 'stopped, not left to the request timeout');
         await sleep(20);
         assert.equal(d.sockets.size, 0, 'connection closed');
         assert.equal(p.snapshot().timeouts + p.snapshot().connection_errors, 0, 'a stopped poll is not counted');

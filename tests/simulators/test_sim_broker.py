@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -167,12 +166,10 @@ def test_a_killed_simulator_leaves_offline_through_its_last_will(broker):
 
 
 def test_a_wrong_password_stops_with_a_message_about_the_account(broker):
-    started = time.monotonic()
     sim = start_simulator(broker, "--interval", "0.2", password="wrong")
-    code, output = finish(sim)
+    code, output = finish(sim)  # it stops by itself, instead of retrying the refused account
     assert code == 2, output
     assert "MQTT_SIMULATOR_PASSWORD" in output and "refused" in output
-    assert time.monotonic() - started < 10
 
 
 def test_the_simulators_account_cannot_touch_the_platforms_own_topics(broker):
