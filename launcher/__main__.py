@@ -9,12 +9,8 @@ from pathlib import Path
 
 from . import backup as archive
 from . import settings
-from .processes import ServiceFailed
+from .processes import ServiceFailed, say
 from .stack import ROOT, Stack
-
-
-def say(message):
-    print(f"octopus: {message}", flush=True)
 
 
 def configuration():
@@ -40,6 +36,10 @@ def up(args):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, request_stop)
+    # A shell starts a background job with SIGINT ignored, and Python then leaves it ignored:
+    # taken here, before any service starts, so that the services get it back too (exec
+    # resets a handled signal, not an ignored one).
+    signal.signal(signal.SIGINT, request_stop)
     try:
         say("starting PostgreSQL, Mosquitto, Node-RED, the portal"
             + (" and the demo simulators" if not args.no_simulators else "") + " ...")

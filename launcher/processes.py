@@ -7,6 +7,11 @@ import time
 from pathlib import Path
 
 
+def say(message):
+    """A line of the launcher's own on the console."""
+    print(f"octopus: {message}", flush=True)
+
+
 class ServiceFailed(RuntimeError):
     """A service exited or never became ready; the message names it and its log."""
 
@@ -87,6 +92,8 @@ class Supervisor:
                 os.killpg(proc.pid, sig)
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                say(f"{name} did not stop within {timeout:g} s of {signal.Signals(sig).name}; "
+                    f"killed it (see {self.log_path(name)})")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             except ProcessLookupError:

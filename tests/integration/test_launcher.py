@@ -19,9 +19,14 @@ from tests.integration.conftest import wait_for
 
 
 
-def start_up(env):
+def ignore_ctrl_c():
+    """As a shell starts a background job (`./octopus up &` in a script)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_up(env, preexec_fn=None):
     proc = subprocess.Popen([str(ROOT / "octopus"), "up"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
     lines = []
     deadline = time.monotonic() + 300
     for line in proc.stdout:
@@ -32,12 +37,20 @@ def start_up(env):
     return proc, lines
 
 
-def stop_with_ctrl_c(proc):
+def stop_with_ctrl_c(proc, ports):
+    """Ctrl-C stops every service by its own stop signal, and frees every port."""
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=90)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.terminate()  # not left running for the tests after this one
+        out, _ = proc.communicate(timeout=90)
+        raise AssertionError(f"Ctrl-C did not stop it:\n{out}")
     assert proc.returncode == 0, out
     assert "stopped" in out
-    return out
+    assert "killed it" not in out, out
+    for port in ports.values():
+        assert port_closed(port), f"port {port} still open after Ctrl-C"
 
 
 def port_closed(port):
@@ -80,14 +93,13 @@ def test_run_command_starts_stops_and_restarts_safely(state):
                 return conn.execute("SELECT count(*) FROM measurements").fetchone()[0]
         stored = wait_for(simulated_readings, 60, what="the simulators' readings in PostgreSQL")
     finally:
-        stop_with_ctrl_c(proc)
-    for port in ports.values():
-        assert port_closed(port), f"port {port} still open after Ctrl-C"
+        stop_with_ctrl_c(proc, ports)
 
-    proc, _ = start_up(env)
+    # the second run as a background job, which SIGINT stops all the same
+    proc, _ = start_up(env, preexec_fn=ignore_ctrl_c)
     try:
         assert dotenv_values(state / ".env") == config, "second run changed the settings"
         with psycopg.connect(**db) as conn:
             assert conn.execute("SELECT count(*) FROM measurements").fetchone()[0] >= stored
     finally:
-        stop_with_ctrl_c(proc)
+        stop_with_ctrl_c(proc, ports)
